@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh machine:
+#   make demo   install, build the pipeline on the embedded DuckDB, then the lineage report
+#   make test   install, then run the whole test suite (pytest, which also runs real dbt builds)
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+export DO_NOT_TRACK := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DBT_PROFILES_DIR ?= $(CURDIR)
+
+.PHONY: install demo build report check test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+build: install
+	$(BIN)/dbt build
+
+report: install
+	$(BIN)/lineage-tools export --format json -o target/lineage/lineage.json
+
+demo: build report
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) target logs
