@@ -179,6 +179,9 @@ class Node:
     meta: tuple[tuple[str, str], ...] = ()
     tags: tuple[str, ...] = ()
     package_name: str | None = None
+    source_name: str | None = None  # sources: the `sources:` entry name (lookup as source_name.table)
+    config: tuple[tuple[str, str], ...] = ()  # config values lineage needs (snapshot strategy, keys)
+    incremental_sql: str | None = None  # incremental models: SQL compiled with is_incremental() true
 
     @property
     def is_root_candidate(self) -> bool:
