@@ -82,6 +82,27 @@ def write_output(text: str, output: Path | None) -> None:
     tmp.replace(output)
 
 
+@app.command("sql")
+def sql_command(
+    file: Annotated[str, typer.Argument(help="SQL file (one statement, or several run in order); - reads stdin.")],
+    dialect: Annotated[str, typer.Option("--dialect", "-d", help="sqlglot dialect of the SQL.")] = "duckdb",
+    schema: Annotated[
+        Optional[Path],
+        typer.Option("--schema", help="JSON file: table name -> [columns] or {column: type}."),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", click_type=click.Choice(["text", "json"]), help="Output format.")
+    ] = "text",
+    output: OutputFile = None,
+) -> None:
+    """Column lineage of a plain SQL statement (SELECT, CREATE TABLE/VIEW AS, INSERT ... SELECT)."""
+    from .render.edges import render
+    from .standalone import analyze_file
+
+    result = analyze_file(file, dialect=dialect, schema_path=schema)
+    write_output(render(result, fmt), output)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line on stderr and exit 2."""
     try:
