@@ -1,0 +1,306 @@
+"""Row counts and rebuilds through dbt's own connection for the target.
+
+With `provenance.py` deciding WHAT to count or rebuild, this module does it:
+
+* `count_rows` counts, in ONE query through dbt's connection for the target (any adapter dbt
+  has), the total rows and the rows whose provenance columns hold any of some source ids, for
+  every relation asked. It runs in a short-lived child process (`python -m
+  lineage_tools.warehouse`) that calls `dbtRunner().invoke(["show", "--inline", ...])`:
+  dbt-duckdb keeps its file lock for the life of the process that opened it, and a later
+  `dbt build` must be able to open the file.
+* `run_dbt` runs this environment's `dbt` executable with an argv list (never a shell),
+  streaming its output to the log (stderr).
+* `contains_any` is the one place where the SQL "this provenance column holds any of these
+  ids" is spelled per dialect (DuckDB `list_has_any`, Spark `arrays_overlap`). Ids are
+  validated (`registry.check_id_syntax`) before they are quoted into SQL.
+
+>>> contains_any("duckdb", "source_id", False, ("a", "b"))
+'coalesce(cast("source_id" as varchar) in (\\'a\\', \\'b\\'), false)'
+>>> contains_any("duckdb", "source_ids", True, ("a",))
+'coalesce(list_has_any(cast("source_ids" as varchar[]), [\\'a\\']), false)'
+>>> contains_any("spark", "source_ids", True, ("a",))
+"coalesce(arrays_overlap(cast(`source_ids` as array<string>), array('a')), false)"
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError, WarehouseError
+from .registry import check_id_syntax
+
+log = logging.getLogger(__name__)
+
+
+# --- dialect-specific SQL: the one small place ------------------------------------------------
+
+def _quote_ident(dialect: str, name: str) -> str:
+    if dialect in ("spark", "databricks"):
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_string(value: str) -> str:
+    """A SQL string literal (standard quoting)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def contains_any(dialect: str, column: str, is_list: bool, source_ids: Sequence[str]) -> str:
+    """SQL that is true when provenance `column` (a scalar or a list) holds any of the ids."""
+    ids = [quote_string(check_id_syntax(s)) for s in source_ids]
+    col = _quote_ident(dialect, column)
+    if dialect in ("spark", "databricks"):
+        if is_list:
+            return f"coalesce(arrays_overlap(cast({col} as array<string>), array({', '.join(ids)})), false)"
+        return f"coalesce(cast({col} as string) in ({', '.join(ids)}), false)"
+    if is_list:
+        return f"coalesce(list_has_any(cast({col} as varchar[]), [{', '.join(ids)}]), false)"
+    return f"coalesce(cast({col} as varchar) in ({', '.join(ids)}), false)"
+
+
+def is_list_type(dialect: str, data_type: str) -> bool:
+    """Does a warehouse column type name a list (array) type?"""
+    t = (data_type or "").strip().lower()
+    return t.endswith("[]") or t.startswith("array") or t.startswith("list")
+
+
+def _columns_sql(dialect: str, relations: Sequence["Relation"]) -> str:
+    names = sorted({r.identifier.lower() for r in relations})
+    in_list = ", ".join(quote_string(n) for n in names) or "''"
+    return (
+        "select lower(table_schema) as table_schema, lower(table_name) as table_name, "
+        "lower(column_name) as column_name, data_type "
+        f"from information_schema.columns where lower(table_name) in ({in_list})"
+    )
+
+
+# --- what to count ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Relation:
+    """A relation to count: its dbt name and how to `ref` it, with its provenance columns."""
+
+    key: str  # the caller's name for it (a unique_id)
+    ref: str  # jinja that dbt resolves: {{ ref('x') }} or {{ source('s', 't') }}
+    schema: str | None
+    identifier: str
+    provenance_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RowCount:
+    total_rows: int
+    tainted_rows: int | None  # None: no provenance column to look at
+
+
+@dataclass(frozen=True)
+class DbtTarget:
+    """Where dbt runs: the project, its profiles folder and target, as dbt's CLI flags."""
+
+    project_dir: Path
+    profiles_dir: Path | None = None
+    target: str | None = None
+
+    def flags(self) -> list[str]:
+        out = ["--project-dir", str(self.project_dir)]
+        if self.profiles_dir is not None:
+            out += ["--profiles-dir", str(self.profiles_dir)]
+        if self.target:
+            out += ["--target", self.target]
+        return out
+
+
+def dbt_executable() -> str:
+    """This environment's `dbt` (next to the running Python), else the one on PATH."""
+    local = Path(sys.executable).parent / "dbt"
+    if local.exists():
+        return str(local)
+    found = shutil.which("dbt")
+    if not found:
+        raise WarehouseError("dbt is not installed in this environment")
+    return found
+
+
+def dbt_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("DO_NOT_TRACK", "1")
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    return env
+
+
+def run_dbt(
+    target: DbtTarget,
+    args: Sequence[str],
+    on_line: Callable[[str], None] | None = None,
+) -> int:
+    """Run `dbt <args>` for `target` as a child process (argv list, no shell).
+
+    Its output goes to the log line by line (and to `on_line`); returns the exit code.
+    """
+    argv = [dbt_executable(), *args, *target.flags()]
+    log.info("running: %s", " ".join(argv))
+    proc = subprocess.Popen(
+        argv,
+        cwd=target.project_dir,
+        env=dbt_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        log.info("  dbt | %s", line)
+        if on_line:
+            on_line(line)
+    return proc.wait()
+
+
+# --- counting, in a child process -------------------------------------------------------------
+
+@dataclass
+class _Session:
+    """dbt parsed once in this process; `query` runs SQL through the target's connection."""
+
+    target: DbtTarget
+    _runner: object | None = field(default=None, repr=False)
+
+    def _invoke(self, args: list[str]):
+        from dbt.cli.main import dbtRunner  # only here and in project.py: dbt is slow to import
+
+        if self._runner is None:
+            runner = dbtRunner()
+            with contextlib.redirect_stdout(sys.stderr):
+                res = runner.invoke(["parse", "--log-level", "none", *self.target.flags()])
+            if not res.success:
+                raise WarehouseError(f"dbt parse failed: {res.exception}")
+            self._runner = dbtRunner(manifest=res.result)
+        with contextlib.redirect_stdout(sys.stderr):
+            return self._runner.invoke([*args, "--log-level", "none", *self.target.flags()])
+
+    def query(self, sql: str) -> list[dict]:
+        res = self._invoke(["show", "--inline", sql, "--limit", "-1"])
+        if not res.success or res.result is None:
+            raise WarehouseError(f"query through dbt failed: {res.exception or 'see dbt log'}")
+        table = res.result.results[0].agate_table
+        return [dict(zip(table.column_names, row)) for row in table.rows]
+
+
+def _count_in_session(
+    session: _Session, dialect: str, relations: Sequence[Relation], source_ids: Sequence[str]
+) -> dict:
+    """Column types first (which relations exist; list or scalar), then ONE counting query."""
+    types: dict[tuple[str, str], dict[str, str]] = {}
+    for row in session.query(_columns_sql(dialect, relations)):
+        types.setdefault((row["table_schema"], row["table_name"]), {})[row["column_name"]] = str(
+            row["data_type"]
+        )
+    parts, present = [], []
+    for i, rel in enumerate(relations):
+        cols = types.get(((rel.schema or "").lower(), rel.identifier.lower()))
+        if cols is None:
+            continue
+        present.append(rel)
+        preds = [
+            contains_any(dialect, c, is_list_type(dialect, cols[c.lower()]), source_ids)
+            for c in rel.provenance_columns
+            if c.lower() in cols
+        ]
+        tainted = (
+            f"sum(case when {' or '.join(preds)} then 1 else 0 end)" if preds else "null"
+        )
+        parts.append(
+            f"select {i} as rel_index, count(*) as total_rows, {tainted} as tainted_rows "
+            f"from {rel.ref}"
+        )
+    counts: dict[str, dict] = {}
+    if parts:
+        for row in session.query("\nunion all\n".join(parts)):
+            rel = relations[int(row["rel_index"])]
+            tainted = row["tainted_rows"]
+            counts[rel.key] = {
+                "total_rows": int(row["total_rows"] or 0),
+                "tainted_rows": None if tainted is None and not rel.provenance_columns else int(tainted or 0),
+            }
+    return {"counts": counts, "built": bool(types)}
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Row counts per relation key; `built` is False when the warehouse has none of them."""
+
+    rows: dict[str, RowCount]
+    built: bool
+
+
+def count_rows(
+    target: DbtTarget, dialect: str, relations: Sequence[Relation], source_ids: Sequence[str]
+) -> Counts:
+    """Count total and tainted rows of `relations` through dbt, in one child process."""
+    for sid in source_ids:
+        check_id_syntax(sid)
+    request = {
+        "target": {
+            "project_dir": str(target.project_dir),
+            "profiles_dir": str(target.profiles_dir) if target.profiles_dir else None,
+            "target": target.target,
+        },
+        "dialect": dialect,
+        "source_ids": list(source_ids),
+        "relations": [
+            {"key": r.key, "ref": r.ref, "schema": r.schema, "identifier": r.identifier,
+             "provenance_columns": list(r.provenance_columns)}
+            for r in relations
+        ],
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "lineage_tools.warehouse"],
+        input=json.dumps(request),
+        cwd=target.project_dir,
+        env=dbt_env(),
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise WarehouseError(f"cannot count rows through dbt: {tail[0]}")
+    answer = json.loads(proc.stdout)
+    return Counts(
+        rows={k: RowCount(v["total_rows"], v["tainted_rows"]) for k, v in answer["counts"].items()},
+        built=answer["built"],
+    )
+
+
+def _child_main() -> int:
+    request = json.load(sys.stdin)
+    t = request["target"]
+    target = DbtTarget(
+        Path(t["project_dir"]),
+        Path(t["profiles_dir"]) if t["profiles_dir"] else None,
+        t["target"],
+    )
+    relations = [
+        Relation(r["key"], r["ref"], r["schema"], r["identifier"], tuple(r["provenance_columns"]))
+        for r in request["relations"]
+    ]
+    try:
+        answer = _count_in_session(_Session(target), request["dialect"], relations, request["source_ids"])
+    except UserError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return 2
+    sys.stdout.write(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - the child process of count_rows
+    sys.exit(_child_main())
