@@ -1,0 +1,35 @@
+{#
+  Provenance of aggregated rows: the ONE way every aggregation in this project collects the
+  source ids of its group. Each returns a sorted list of distinct, non-null source ids (an empty
+  list when the group carries none), so equal provenance always compares equal.
+
+  Default implementations use DuckDB list functions; an engine without them adds its own
+  `<adapter>__` version of each macro (see docs/pipeline.md).
+#}
+
+{# collect_sources(column): aggregate the scalar source ids of a group into a list. #}
+{% macro collect_sources(column) -%}
+  {{ return(adapter.dispatch('collect_sources', 'provenance_pipeline')(column)) }}
+{%- endmacro %}
+
+{% macro default__collect_sources(column) -%}
+  coalesce(list_sort(list(distinct {{ column }}) filter (where {{ column }} is not null)), {{ provenance_pipeline.empty_source_list() }})
+{%- endmacro %}
+
+{% macro duckdb__collect_sources(column) -%}
+  {{ provenance_pipeline.default__collect_sources(column) }}
+{%- endmacro %}
+
+
+{# collect_source_lists(list_column): aggregate the source-id lists of a group into one list. #}
+{% macro collect_source_lists(list_column) -%}
+  {{ return(adapter.dispatch('collect_source_lists', 'provenance_pipeline')(list_column)) }}
+{%- endmacro %}
+
+{% macro default__collect_source_lists(list_column) -%}
+  coalesce(list_sort(list_distinct(flatten(list({{ list_column }})))), {{ provenance_pipeline.empty_source_list() }})
+{%- endmacro %}
+
+{% macro duckdb__collect_source_lists(list_column) -%}
+  {{ provenance_pipeline.default__collect_source_lists(list_column) }}
+{%- endmacro %}
