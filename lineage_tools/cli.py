@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -82,6 +83,16 @@ def write_output(text: str, output: Path | None) -> None:
     tmp.replace(output)
 
 
+class ExportFormat(str, Enum):
+    openlineage = "openlineage"
+    json = "json"
+
+
+class TraceFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
 @app.command("sql")
 def sql_command(
     file: Annotated[str, typer.Argument(help="SQL file (one statement, or several run in order); - reads stdin.")],
@@ -90,9 +101,7 @@ def sql_command(
         Optional[Path],
         typer.Option("--schema", help="JSON file: table name -> [columns] or {column: type}."),
     ] = None,
-    fmt: Annotated[
-        str, typer.Option("--format", "-f", click_type=click.Choice(["text", "json"]), help="Output format.")
-    ] = "text",
+    fmt: Annotated[TraceFormat, typer.Option("--format", "-f", help="Output format.")] = TraceFormat.text,
     output: OutputFile = None,
 ) -> None:
     """Column lineage of a plain SQL statement (SELECT, CREATE TABLE/VIEW AS, INSERT ... SELECT)."""
@@ -100,7 +109,86 @@ def sql_command(
     from .standalone import analyze_file
 
     result = analyze_file(file, dialect=dialect, schema_path=schema)
-    write_output(render(result, fmt), output)
+    write_output(render(result, fmt.value), output)
+
+
+TimeBudget = Annotated[
+    Optional[float],
+    typer.Option("--time-budget", help="Seconds of analysis per model before it is cut short (PARTIAL)."),
+]
+
+
+def _project_graph(project_dir: Path, profiles_dir: Path | None, target: str | None, time_budget: float | None):
+    """Load the dbt project's lineage (compiling when the manifest is missing or stale)."""
+    from .graph import build_graph
+    from .project import load_project
+
+    return build_graph(load_project(project_dir, profiles_dir, target, time_budget=time_budget))
+
+
+@app.command("export")
+def export_command(
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option("--format", "-f", help="openlineage: JSON Lines of RunEvents; json: the whole lineage graph."),
+    ] = ExportFormat.json,
+    output: OutputFile = None,
+    project_dir: ProjectDir = Path("."),
+    profiles_dir: ProfilesDir = None,
+    target: Target = None,
+    namespace: Annotated[
+        Optional[str], typer.Option("--namespace", help="OpenLineage namespace [default: <adapter>://<project>].")
+    ] = None,
+    event_time: Annotated[
+        Optional[str],
+        typer.Option("--event-time", help="OpenLineage eventTime (ISO 8601) [default: 1970-01-01T00:00:00Z, "
+                     "so exports diff cleanly]."),
+    ] = None,
+    time_budget: TimeBudget = None,
+) -> None:
+    """Export the column lineage of every model: OpenLineage events or one JSON graph."""
+    graph = _project_graph(project_dir, profiles_dir, target, time_budget)
+    if fmt == ExportFormat.openlineage:
+        from .render.openlineage import render as render_ol
+
+        text = render_ol(graph, namespace=namespace, event_time=event_time)
+    else:
+        from .render.json_graph import render as render_json
+
+        text = render_json(graph)
+    write_output(text, output)
+
+
+@app.command("trace")
+def trace_command(
+    column: Annotated[str, typer.Argument(help="MODEL.COLUMN (model name, unique_id or source_name.table).")],
+    downstream: Annotated[
+        bool, typer.Option("--downstream", help="Trace to the last consumers instead of the roots.")
+    ] = False,
+    fmt: Annotated[TraceFormat, typer.Option("--format", "-f", help="Output format.")] = TraceFormat.text,
+    direct_only: Annotated[
+        bool, typer.Option("--direct-only", help="Follow DIRECT edges only (where values flow).")
+    ] = False,
+    depth: Annotated[Optional[int], typer.Option("--depth", help="Stop after this many hops.")] = None,
+    output: OutputFile = None,
+    project_dir: ProjectDir = Path("."),
+    profiles_dir: ProfilesDir = None,
+    target: Target = None,
+    time_budget: TimeBudget = None,
+) -> None:
+    """The lineage tree of one column, down to its roots (or up to its last consumers)."""
+    from .records import EdgeType
+    from .render import trace as render_trace
+
+    graph = _project_graph(project_dir, profiles_dir, target, time_budget)
+    col = graph.column(column)
+    tree = graph.trace(col, downstream=downstream, kinds={EdgeType.DIRECT} if direct_only else None,
+                       max_depth=depth)
+    if fmt == TraceFormat.json:
+        text = render_trace.render_json(graph, tree, downstream=downstream)
+    else:
+        text = render_trace.render_text(graph, tree, downstream=downstream)
+    write_output(text, output)
 
 
 def main() -> None:

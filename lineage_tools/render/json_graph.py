@@ -1,0 +1,118 @@
+"""The whole project's lineage as one JSON document (`lineage-tools export --format json`).
+
+Shape (format "lineage-tools.graph", version 1), stable and sorted so exports diff cleanly:
+
+* ``project``: name, adapter_type, dialect, manifest path, registry node id.
+* ``summary``: node counts by type, model counts by status, edge counts by type.
+* ``nodes[]``: id (dbt unique_id), name, label (``source.table`` for sources), type (model,
+  seed, source, snapshot, external), relation, file, materialized, language, package,
+  depends_on, status (null for roots), reasons[{code, message, line, column}], flags{root,
+  registry, ephemeral, incremental, incremental_only_edges, python}, meta, tags,
+  columns[{name, type, line, direct_roots[{node, column}]}], row_influences[{node, effect}].
+* ``edges[]``: source{node, column}, target{node, column (null: every column of the node)},
+  type (DIRECT/INDIRECT), subtype, masking, incremental_only.
+
+`line` is a 1-based line of ``file`` (best effort for models; null when unknown).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from ..graph import DATASET, LineageGraph
+from ..records import ColumnRef, EdgeType, GraphEdge, Node, Reason
+
+FORMAT = "lineage-tools.graph"
+VERSION = 1
+
+
+def _reason(r: Reason) -> dict[str, Any]:
+    return {"code": r.code.value, "message": r.message, "line": r.line, "column": r.column}
+
+
+def _edge(e: GraphEdge) -> dict[str, Any]:
+    return {
+        "source": {"node": e.source.relation, "column": e.source.column},
+        "target": {"node": e.target.relation, "column": e.target.column if e.target.column != DATASET else None},
+        "type": e.type.value,
+        "subtype": e.subtype.value,
+        "masking": e.masking,
+        "incremental_only": e.incremental_only,
+    }
+
+
+def _node(graph: LineageGraph, n: Node) -> dict[str, Any]:
+    ml = graph.models.get(n.unique_id)
+    types = {c.lower(): t for c, t in n.columns}
+    lines = dict(ml.lineage.column_lines) if ml else {}
+    columns = []
+    for c in graph.columns(n.unique_id):
+        roots = sorted(graph.roots(ColumnRef(n.unique_id, c)))
+        columns.append({
+            "name": c,
+            "type": types.get(c.lower()),
+            "line": lines.get(c),
+            "direct_roots": [{"node": r.relation, "column": r.column} for r in roots],
+        })
+    edges = list(graph.model_edges(n.unique_id)) if ml else []
+    return {
+        "id": n.unique_id,
+        "name": n.name,
+        "label": graph.display_name(n.unique_id),
+        "type": n.resource_type,
+        "relation": n.relation,
+        "file": n.original_file_path,
+        "materialized": n.materialized,
+        "language": n.language,
+        "package": n.package_name,
+        "depends_on": list(n.depends_on),
+        "status": ml.status.value if ml else None,
+        "reasons": [_reason(r) for r in ml.lineage.reasons] if ml else [],
+        "flags": {
+            "root": graph.is_root(n.unique_id),
+            "registry": n.unique_id == graph.project.registry,
+            "ephemeral": n.materialized == "ephemeral",
+            "incremental": n.materialized == "incremental",
+            "incremental_only_edges": any(e.incremental_only for e in edges),
+            "python": n.language == "python",
+        },
+        "meta": dict(n.meta),
+        "tags": list(n.tags),
+        "columns": columns,
+        "row_influences": [{"node": r.relation, "effect": r.effect.value} for r in (ml.lineage.row_influences if ml else ())],
+    }
+
+
+def to_dict(graph: LineageGraph) -> dict[str, Any]:
+    """The JSON-ready document for a project's lineage graph."""
+    p = graph.project
+    order = {n.unique_id: i for i, n in enumerate(p.nodes)}
+    nodes = sorted(graph.nodes.values(), key=lambda n: (order.get(n.unique_id, len(order)), n.unique_id))
+    edges = sorted(graph.edges, key=lambda e: (e.target.relation, e.target.column, e.source.relation,
+                                               e.source.column, e.subtype.value))
+    statuses = Counter(m.status.value for m in p.models)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "project": {
+            "name": p.project_name,
+            "adapter_type": p.adapter_type,
+            "dialect": p.dialect,
+            "manifest": p.manifest_path,
+            "registry": p.registry,
+        },
+        "summary": {
+            "nodes": dict(sorted(Counter(n.resource_type for n in nodes).items())),
+            "status": {s: statuses.get(s, 0) for s in ("FULL", "PARTIAL", "FAILED")},
+            "edges": {t.value: sum(1 for e in edges if e.type == t) for t in EdgeType},
+        },
+        "nodes": [_node(graph, n) for n in nodes],
+        "edges": [_edge(e) for e in edges],
+    }
+
+
+def render(graph: LineageGraph) -> str:
+    """The document as indented JSON text."""
+    return json.dumps(to_dict(graph), indent=2, ensure_ascii=False) + "\n"
