@@ -98,6 +98,8 @@ class LineageDiff:
 def display_name(node: Node) -> str:
     """A short name people know: the model name, or `source_name.table` for a source."""
     if node.resource_type == "source":
+        if node.source_name:
+            return f"{node.source_name}.{node.name}"
         parts = node.unique_id.split(".")
         return ".".join(parts[-2:])
     return node.name

@@ -133,6 +133,8 @@ def _matches(atom: Atom, node: Node) -> bool:
 
 
 def _source_key(node: Node) -> str:
+    if node.source_name:
+        return f"{node.source_name}.{node.name}"
     parts = node.unique_id.split(".")
     return ".".join(parts[-2:])
 
