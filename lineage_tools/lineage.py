@@ -1,0 +1,1035 @@
+"""Typed column-level lineage of ONE SQL statement: one parse, one qualify, one scope walk.
+
+`analyze` parses the statement (`sql.parse_statement`), qualifies it against a `sql.Catalog`
+(`*` expanded, USING joins and lateral aliases resolved), builds sqlglot's scope tree and walks
+it once. Each scope's lineage (its output columns' inputs, its dataset-wide inputs and the row
+influences of the relations feeding it) is computed once, memoized, and composed by the scopes
+that read it, so CTEs and derived tables cost one visit however often they are used.
+
+Edge vocabulary (OpenLineage): DIRECT IDENTITY < TRANSFORMATION < AGGREGATION (the strongest
+wins along a path, `masking` is OR-ed along it); INDIRECT CONDITIONAL / WINDOW / FILTER per
+output column; INDIRECT FILTER / JOIN / GROUP_BY / SORT for the whole output (target None).
+
+>>> from lineage_tools.sql import Catalog
+>>> cat = Catalog("duckdb", {"main.users": ["id", "name", "country"]})
+>>> res = analyze("select id, upper(name) as name from main.users where country = 'NL'",
+...               dialect="duckdb", catalog=cat)
+>>> res.columns, res.status.value
+(('id', 'name'), 'FULL')
+>>> [(e.target, e.source.column, e.subtype.value) for e in res.edges]
+[(None, 'country', 'FILTER'), ('id', 'id', 'IDENTITY'), ('name', 'name', 'TRANSFORMATION')]
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.optimizer.scope import Scope, build_scope, find_all_in_scope
+
+from .errors import SqlError
+from .records import (
+    ColumnEdge,
+    ColumnRef,
+    Reason,
+    ReasonCode,
+    RowEffect,
+    RowInfluence,
+    StatementLineage,
+    Status,
+    Subtype,
+)
+from .sql import Catalog, check_dialect, parse_statement, qualify_statement, relation_parts
+
+log = logging.getLogger(__name__)
+
+_RANK = {Subtype.IDENTITY: 0, Subtype.TRANSFORMATION: 1, Subtype.AGGREGATION: 2}
+
+# Window functions whose argument's value is passed through from another row, not aggregated.
+_VALUE_WINDOW_FUNCS = (exp.Lag, exp.Lead, exp.FirstValue, exp.LastValue, exp.NthValue)
+# Aggregates whose result hides the input's value: counts.
+_COUNT_FUNCS = (exp.Count, exp.CountIf, exp.ApproxDistinct)
+_HASH_CLASSES = tuple(
+    getattr(exp, name)
+    for name in ("MD5", "MD5Digest", "SHA", "SHA2", "SHA1Digest", "SHA2Digest", "StandardHash")
+    if hasattr(exp, name)
+)
+_HASH_NAMES = frozenset(
+    {
+        "md5", "md5_number", "md5_number_lower", "md5_number_upper", "sha", "sha1", "sha2",
+        "sha224", "sha256", "sha384", "sha512", "hash", "xxhash32", "xxhash64", "xxh3",
+        "murmurhash3", "murmur3", "farm_fingerprint", "crc32", "fnv_hash", "hash_md5",
+    }
+)
+# Nodes that never carry a column.
+_LEAVES = (exp.Literal, exp.Null, exp.Boolean, exp.Star, exp.Identifier, exp.DataType,
+           exp.Placeholder, exp.Var)
+# Wrappers a window function may sit in while still being the window's function.
+_WINDOW_WRAPPERS = (exp.IgnoreNulls, exp.RespectNulls, exp.Filter)
+_PARTIAL_CODES = frozenset(
+    {
+        ReasonCode.UNKNOWN_COLUMN, ReasonCode.UNKNOWN_TABLE, ReasonCode.UNEXPANDED_STAR,
+        ReasonCode.TIME_BUDGET, ReasonCode.UNSUPPORTED, ReasonCode.DUPLICATE_COLUMN,
+    }
+)
+
+
+class _TimeBudget(Exception):
+    """Raised inside the walk when the time budget is spent."""
+
+
+def _is_direct(kind: Subtype) -> bool:
+    return kind in _RANK
+
+
+def _up(kind: Subtype) -> Subtype:
+    """The kind of an argument of a non-trivial expression (identity becomes transformation)."""
+    return Subtype.TRANSFORMATION if kind is Subtype.IDENTITY else kind
+
+
+def _is_hash(node: exp.Expr) -> bool:
+    if isinstance(node, _HASH_CLASSES):
+        return True
+    if isinstance(node, exp.Func):
+        name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
+        return name.lower() in _HASH_NAMES
+    return False
+
+
+def _line(node: exp.Expr | None) -> int | None:
+    """The first 1-based line sqlglot recorded for a node or one of its descendants."""
+    if node is None:
+        return None
+    best = None
+    for sub in node.walk():
+        meta = sub._meta  # noqa: SLF001 - reading `.meta` would create an empty dict
+        line = meta.get("line") if meta else None
+        if line is not None and (best is None or line < best):
+            best = line
+    return best
+
+
+@dataclass
+class _Col:
+    """Inputs of one output column: DIRECT refs (strongest subtype, masking) and INDIRECT ones."""
+
+    direct: dict[ColumnRef, tuple[Subtype, bool]] = field(default_factory=dict)
+    indirect: dict[tuple[ColumnRef, Subtype], bool] = field(default_factory=dict)
+
+    def add(self, ref: ColumnRef, kind: Subtype, masking: bool) -> None:
+        if _is_direct(kind):
+            old = self.direct.get(ref)
+            if old is None or _RANK[kind] > _RANK[old[0]]:
+                self.direct[ref] = (kind, masking)
+            elif kind is old[0]:
+                self.direct[ref] = (kind, old[1] and masking)
+        else:
+            key = (ref, kind)
+            prev = self.indirect.get(key)
+            self.indirect[key] = masking if prev is None else (prev and masking)
+
+    def use(self, src: _Col, kind: Subtype, masking: bool) -> None:
+        """Compose: this column uses `src` (an inner column) as `kind`."""
+        if _is_direct(kind):
+            for ref, (sub, m) in src.direct.items():
+                self.add(ref, sub if _RANK[sub] > _RANK[kind] else kind, m or masking)
+        else:
+            for ref, (_sub, m) in src.direct.items():
+                self.add(ref, kind, m or masking)
+        for (ref, sub), m in src.indirect.items():
+            self.add(ref, sub, m or masking)
+
+    def refs(self) -> set[ColumnRef]:
+        return set(self.direct) | {ref for ref, _ in self.indirect}
+
+
+_EMPTY_COL = _Col()
+
+
+@dataclass
+class _ScopeLineage:
+    """What a scope gives the scopes that read it."""
+
+    names: list[str]
+    cols: list[_Col]
+    dataset: set[tuple[ColumnRef, Subtype]] = field(default_factory=set)
+    sort: set[ColumnRef] = field(default_factory=set)
+    rows: set[RowInfluence] = field(default_factory=set)
+    feeding: set[str] = field(default_factory=set)  # base relations whose rows flow out
+    reads: set[str] = field(default_factory=set)  # every base relation read
+    limited: bool = False
+    star: bool = False  # an unexpanded star: the column list is incomplete
+    by_name: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for i, name in enumerate(self.names):
+            self.by_name.setdefault(name, i)
+
+
+@dataclass
+class _State:
+    """Mutable bookkeeping while one SELECT scope is walked."""
+
+    scope: Scope
+    subqueries: dict[int, Scope]
+    dataset: set[tuple[ColumnRef, Subtype]] = field(default_factory=set)
+    rows: set[RowInfluence] = field(default_factory=set)
+    reads: set[str] = field(default_factory=set)
+    aliases: dict[str, _Col] = field(default_factory=dict)
+    aggregated: bool = False
+    windowed: bool = False
+    default_source: tuple[exp.Table | Scope, str, bool] | None = None  # unqualified columns
+
+
+class _Walker:
+    """One walk over a qualified statement's scope tree."""
+
+    def __init__(self, dialect: str, catalog: Catalog, root: Scope, deadline: float | None):
+        self.dialect = dialect
+        self.catalog = catalog
+        self.deadline = deadline
+        self.reasons: dict[tuple[ReasonCode, str], Reason] = {}
+        self.memo: dict[int, _ScopeLineage] = {}
+        self.active: set[int] = set()
+        self.relations: dict[int, str | None] = {}
+        self.catalog_columns: dict[str, frozenset[str] | None] = {}
+        traversed = list(root.traverse())
+        self.traversed = {id(s) for s in traversed}
+        self.by_expression = {id(s.expression): s for s in traversed}
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def reason(self, code: ReasonCode, message: str, line: int | None = None,
+               column: str | None = None) -> None:
+        self.reasons.setdefault((code, message), Reason(code, message, line, column))
+
+    def check_time(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _TimeBudget
+
+    def relation(self, table: exp.Table) -> str | None:
+        """Normalized (catalog-resolved when known) name of a base table; None for a function."""
+        key = id(table)
+        if key in self.relations:
+            return self.relations[key]
+        name: str | None
+        if not table.name or isinstance(table.this, exp.Func):
+            name = None
+            self.reason(ReasonCode.UNSUPPORTED, f"table function {table.this.sql(self.dialect)}"
+                        " has no lineage", _line(table))
+        else:
+            parts = relation_parts(table, self.dialect)
+            name = self.catalog.resolve(parts)
+            if name is None:
+                name = ".".join(parts)
+                self.reason(ReasonCode.UNKNOWN_TABLE, f"relation {name} is not in the catalog",
+                            _line(table))
+        self.relations[key] = name
+        return name
+
+    def known_columns(self, relation: str) -> frozenset[str] | None:
+        if relation not in self.catalog_columns:
+            cols = self.catalog.columns(relation.split(".")) if relation else None
+            self.catalog_columns[relation] = frozenset(cols) if cols is not None else None
+        return self.catalog_columns[relation]
+
+    # -- scopes --------------------------------------------------------------------------
+    def lineage(self, scope: Scope) -> _ScopeLineage:
+        key = id(scope)
+        found = self.memo.get(key)
+        if found is not None:
+            return found
+        if key not in self.traversed:
+            # sqlglot gives a recursive CTE's self-reference an untraversed scope of its base
+            # case: use the traversed one (the fixpoint is approximated by one step).
+            real = self.by_expression.get(id(scope.expression))
+            self.reason(ReasonCode.UNSUPPORTED, "recursive CTE: lineage of the recursive step "
+                        "is approximated", _line(scope.expression))
+            if real is None or id(real) in self.active:
+                return _ScopeLineage([], [], star=True)
+            return self.lineage(real)
+        if key in self.active:
+            self.reason(ReasonCode.UNSUPPORTED, "cyclic scope reference", _line(scope.expression))
+            return _ScopeLineage([], [], star=True)
+        self.check_time()
+        self.active.add(key)
+        try:
+            expression = scope.expression
+            if isinstance(expression, exp.Select):
+                result = self.select(scope)
+            elif isinstance(expression, exp.SetOperation):
+                result = self.set_operation(scope)
+            elif isinstance(expression, (exp.Unnest, exp.Explode)):
+                result = self.unnest(scope)
+            elif isinstance(expression, exp.Lateral) and scope.subquery_scopes:
+                result = self.lineage(scope.subquery_scopes[0])
+            elif isinstance(expression, exp.Values):
+                alias = expression.args.get("alias")
+                names = [c.name for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
+                result = _ScopeLineage(names, [_Col() for _ in names])
+            else:
+                self.reason(ReasonCode.UNSUPPORTED,
+                            f"unsupported scope {type(expression).__name__}", _line(expression))
+                result = _ScopeLineage([], [], star=True)
+        finally:
+            self.active.discard(key)
+        self.memo[key] = result
+        return result
+
+    def source_lineage(self, source: exp.Table | Scope) -> tuple[set[str], set[str], _ScopeLineage | None]:
+        """(feeding relations, read relations, child lineage) of a FROM/JOIN source."""
+        if isinstance(source, Scope):
+            child = self.lineage(source)
+            return child.feeding, child.reads, child
+        rel = self.relation(source)
+        rels = {rel} if rel else set()
+        return rels, rels, None
+
+    def select(self, scope: Scope) -> _ScopeLineage:
+        sel: exp.Select = scope.expression
+        st = _State(scope, {id(s.expression): s for s in scope.subquery_scopes})
+        feeding: set[str] = set()
+        optional: set[str] = set()
+
+        def take(source_node: exp.Expr | None) -> tuple[set[str], str | None]:
+            if source_node is None:
+                return set(), None
+            name = source_node.alias_or_name
+            source = scope.sources.get(name)
+            if source is None:
+                return set(), name
+            rels, reads, child = self.source_lineage(source)
+            st.reads |= reads
+            if child is not None:
+                st.dataset |= child.dataset
+                st.rows |= child.rows
+                if child.limited:
+                    st.dataset |= {(ref, Subtype.SORT) for ref in child.sort}
+            return set(rels), name
+
+        from_ = sel.args.get("from_")
+        if from_ is not None:
+            rels, _ = take(from_.this)
+            feeding |= rels
+        for join in sel.args.get("joins") or []:
+            rels, name = take(join.this)
+            kind = (join.kind or "").upper()
+            side = (join.side or "").upper()
+            if kind in ("SEMI", "ANTI"):
+                effect = RowEffect.SEMI_JOIN if kind == "SEMI" else RowEffect.ANTI_JOIN
+                source = scope.sources.get(name) if name else None
+                reads = self.source_lineage(source)[1] if source is not None else rels
+                st.rows |= {RowInfluence(r, effect) for r in reads}
+                self.clause(join.args.get("on"), Subtype.FILTER, st)
+                continue
+            if side == "LEFT":
+                optional |= rels
+            elif side == "RIGHT":
+                optional |= feeding
+            elif side == "FULL":
+                optional |= rels | feeding
+            feeding |= rels
+            self.clause(join.args.get("on"), Subtype.JOIN, st)
+            for ident in join.args.get("using") or []:
+                self.using_key(ident, st)
+        st.rows |= {RowInfluence(r, RowEffect.OUTER_JOIN_OPTIONAL) for r in optional}
+
+        names: list[str] = []
+        cols: list[_Col] = []
+        projected: list[tuple[exp.Expr, _Col]] = []
+        star = False
+        for projection in sel.expressions:
+            self.check_time()
+            if isinstance(projection, exp.Star) or (
+                isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
+            ):
+                star = True
+                self.reason(ReasonCode.UNEXPANDED_STAR,
+                            f"cannot expand {projection.sql(self.dialect)}: columns unknown",
+                            _line(projection))
+                continue
+            col = _Col()
+            self.walk(projection, Subtype.IDENTITY, False, col, st, field_level=True)
+            names.append(projection.alias_or_name)
+            cols.append(col)
+            projected.append((projection, col))
+        for name, col in zip(names, cols):
+            st.aliases.setdefault(name, col)
+
+        for pivot in scope.pivots:
+            self.pivot_dataset(pivot, st)
+
+        where = sel.args.get("where")
+        if where is not None:
+            self.clause(where.this, Subtype.FILTER, st)
+        group = sel.args.get("group")
+        if group is not None:
+            for key in group.expressions:
+                self.clause(key, Subtype.GROUP_BY, st)
+            for arg in ("rollup", "cube", "grouping_sets"):
+                for key in group.args.get(arg) or []:
+                    self.clause(key, Subtype.GROUP_BY, st)
+            if group.args.get("all"):
+                for projection, col in projected:
+                    if not _has_aggregate(projection):
+                        st.dataset |= {(ref, Subtype.GROUP_BY) for ref in col.refs()}
+        having = sel.args.get("having")
+        if having is not None:
+            self.clause(having.this, Subtype.FILTER, st)
+        qualify = sel.args.get("qualify")
+        if qualify is not None:
+            st.windowed = True
+            self.clause(qualify.this, Subtype.FILTER, st)
+        distinct = sel.args.get("distinct")
+        if distinct is not None:
+            on = distinct.args.get("on")
+            if on is not None:
+                self.clause(on, Subtype.GROUP_BY, st)
+        sort_state = _State(scope, st.subqueries, aliases=st.aliases)
+        order = sel.args.get("order")
+        if order is not None:
+            self.clause(order, Subtype.SORT, sort_state)
+        sort = {ref for ref, _ in sort_state.dataset}
+        st.rows |= sort_state.rows
+        st.reads |= sort_state.reads
+        st.aggregated |= sort_state.aggregated
+        st.windowed |= sort_state.windowed
+
+        limited = any(sel.args.get(a) is not None for a in ("limit", "offset", "fetch"))
+        if group is not None or st.aggregated or scope.pivots and not _all_unpivot(scope.pivots):
+            st.rows |= {RowInfluence(r, RowEffect.AGGREGATE) for r in feeding}
+        if st.windowed:
+            st.rows |= {RowInfluence(r, RowEffect.WINDOW) for r in feeding}
+        if distinct is not None:
+            st.rows |= {RowInfluence(r, RowEffect.DISTINCT) for r in feeding}
+        if limited:
+            st.rows |= {RowInfluence(r, RowEffect.LIMIT) for r in feeding}
+        return _ScopeLineage(
+            names, cols, dataset=st.dataset, sort=sort, rows=st.rows, feeding=feeding,
+            reads=st.reads | feeding, limited=limited, star=star,
+        )
+
+    def set_operation(self, scope: Scope) -> _ScopeLineage:
+        setop: exp.SetOperation = scope.expression
+        left, right = (self.lineage(s) for s in scope.set_operation_scopes)
+        distinct = bool(setop.args.get("distinct"))
+        star = left.star or right.star
+        if setop.args.get("by_name"):
+            names = list(left.names) + [n for n in right.names if n not in left.by_name]
+            pairs = [(left.by_name.get(n), right.by_name.get(n)) for n in names]
+        else:
+            names = list(left.names)
+            if len(left.names) != len(right.names) and not star:
+                self.reason(ReasonCode.UNSUPPORTED, f"{setop.key} arms have different column "
+                            "counts", _line(setop))
+            pairs = [(i, i if i < len(right.cols) else None) for i in range(len(names))]
+        rows = left.rows | right.rows
+        dataset = left.dataset | right.dataset
+        if left.limited:
+            dataset |= {(ref, Subtype.SORT) for ref in left.sort}
+        if right.limited:
+            dataset |= {(ref, Subtype.SORT) for ref in right.sort}
+        cols: list[_Col] = []
+        if isinstance(setop, exp.Except):
+            for li, _ in pairs:
+                col = _Col()
+                if li is not None:
+                    col.use(left.cols[li], Subtype.IDENTITY, False)
+                cols.append(col)
+            dataset = set(left.dataset)
+            if left.limited:
+                dataset |= {(ref, Subtype.SORT) for ref in left.sort}
+            for rcol in right.cols:
+                dataset |= {(ref, Subtype.FILTER) for ref in rcol.refs()}
+            dataset |= {(ref, Subtype.FILTER) for ref, _ in right.dataset}
+            if right.limited:
+                dataset |= {(ref, Subtype.FILTER) for ref in right.sort}
+            rows = left.rows | {RowInfluence(r, RowEffect.SET_DIFFERENCE) for r in right.reads}
+            feeding = set(left.feeding)
+            if distinct:
+                rows |= {RowInfluence(r, RowEffect.DISTINCT) for r in left.feeding}
+        else:
+            for li, ri in pairs:
+                col = _Col()
+                if li is not None:
+                    col.use(left.cols[li], Subtype.IDENTITY, False)
+                if ri is not None:
+                    col.use(right.cols[ri], Subtype.IDENTITY, False)
+                cols.append(col)
+            feeding = left.feeding | right.feeding
+            if isinstance(setop, exp.Intersect):
+                rows |= {RowInfluence(r, RowEffect.SET_DIFFERENCE) for r in feeding}
+            if distinct:
+                rows |= {RowInfluence(r, RowEffect.DISTINCT) for r in feeding}
+        result = _ScopeLineage(names, cols, dataset=dataset, rows=rows, feeding=feeding,
+                               reads=left.reads | right.reads, star=star)
+        order = setop.args.get("order")
+        if order is not None:
+            for node in order.find_all(exp.Column):
+                idx = result.by_name.get(node.name)
+                if idx is not None:
+                    result.sort |= cols[idx].refs()
+        if any(setop.args.get(a) is not None for a in ("limit", "offset", "fetch")):
+            result.limited = True
+            result.rows |= {RowInfluence(r, RowEffect.LIMIT) for r in feeding}
+        return result
+
+    def unnest(self, scope: Scope) -> _ScopeLineage:
+        node = scope.expression
+        st = _State(scope, {id(s.expression): s for s in scope.subquery_scopes})
+        cols = []
+        for arg in node.expressions if isinstance(node, exp.Unnest) else [node.this]:
+            col = _Col()
+            self.walk(arg, Subtype.TRANSFORMATION, False, col, st, field_level=True)
+            cols.append(col)
+        alias = node.args.get("alias")
+        names = [c.name for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
+        if not names:
+            names = [alias.name if alias is not None and alias.name else "unnest"]
+        if node.args.get("offset"):
+            cols.append(_Col())
+        cols = (cols + [_Col() for _ in names])[: len(names)]
+        feeding = {ref.relation for col in cols for ref in col.refs()}
+        return _ScopeLineage(names, cols, dataset=st.dataset, rows=st.rows, feeding=feeding,
+                             reads=st.reads | feeding)
+
+    # -- expressions ---------------------------------------------------------------------
+    def clause(self, node: exp.Expr | None, subtype: Subtype, st: _State) -> None:
+        """A dataset-wide clause: every input column becomes a `subtype` edge of the output."""
+        if node is None:
+            return
+        col = _Col()
+        self.walk(node, Subtype.IDENTITY, False, col, st, field_level=False)
+        st.dataset |= {(ref, subtype) for ref in col.refs()}
+
+    def using_key(self, ident: exp.Expr, st: _State) -> None:
+        """A USING key sqlglot left unexpanded: the column of every source with that name."""
+        for name, source in st.scope.sources.items():
+            col = _Col()
+            self.source_column(source, name, ident.name, Subtype.IDENTITY, False, col, None)
+            st.dataset |= {(ref, Subtype.JOIN) for ref in col.refs()}
+
+    def walk(self, root: exp.Expr, kind: Subtype, masking: bool, out: _Col, st: _State,
+             field_level: bool) -> None:
+        """Collect the input columns of `root` into `out`, typed by how each is used."""
+        stack: list[tuple[exp.Expr, Subtype, bool, bool, frozenset[str]]] = [
+            (root, kind, masking, False, frozenset())
+        ]
+        while stack:
+            node, kind, masking, in_window, bound = stack.pop()
+            if isinstance(node, _LEAVES):
+                continue
+            if isinstance(node, exp.Column):
+                if not isinstance(node.this, exp.Star):
+                    self.column(node, kind, masking, out, st, bound)
+                continue
+            if isinstance(node, (exp.Subquery, exp.Query)):
+                self.subquery(node, kind, masking, out, st, field_level)
+                continue
+            push = stack.append
+            if isinstance(node, exp.Window):
+                st.windowed = True
+                push((node.this, kind, masking, True, bound))
+                for key in node.args.get("partition_by") or []:
+                    push((key, Subtype.WINDOW, masking, False, bound))
+                order = node.args.get("order")
+                if order is not None:
+                    push((order, Subtype.WINDOW, masking, False, bound))
+                continue
+            if isinstance(node, exp.Lambda):
+                names = frozenset(e.name for e in node.expressions)
+                push((node.this, _up(kind), masking, False, bound | names))
+                continue
+            if isinstance(node, exp.Case):
+                if node.args.get("this") is not None:
+                    push((node.this, Subtype.CONDITIONAL, masking, False, bound))
+                for branch in node.args.get("ifs") or []:
+                    push((branch.this, Subtype.CONDITIONAL, masking, False, bound))
+                    push((branch.args["true"], _up(kind), masking, False, bound))
+                if node.args.get("default") is not None:
+                    push((node.args["default"], _up(kind), masking, False, bound))
+                continue
+            if isinstance(node, exp.If):
+                push((node.this, Subtype.CONDITIONAL, masking, False, bound))
+                for arg in ("true", "false"):
+                    if node.args.get(arg) is not None:
+                        push((node.args[arg], _up(kind), masking, False, bound))
+                continue
+            if isinstance(node, exp.Coalesce) and _is_using_key(node):
+                for child in _children(node):
+                    push((child, kind, masking, False, bound))
+                continue
+            if isinstance(node, (exp.Coalesce, exp.Nullif)):
+                for child in _children(node):
+                    push((child, _up(kind), masking, False, bound))
+                    push((child, Subtype.CONDITIONAL, masking, False, bound))
+                continue
+            if isinstance(node, exp.Filter):
+                push((node.this, kind, masking, in_window, bound))
+                push((node.expression, Subtype.CONDITIONAL, masking, False, bound))
+                continue
+            if isinstance(node, exp.Order) and node is not root:
+                for child in _children(node):
+                    push((child, Subtype.SORT if _is_direct(kind) else kind, masking, False, bound))
+                continue
+            if isinstance(node, exp.AggFunc):
+                if in_window and isinstance(node, _VALUE_WINDOW_FUNCS):
+                    child_kind = _up(kind)
+                else:
+                    child_kind = Subtype.AGGREGATION if _is_direct(kind) else kind
+                    if not in_window:
+                        st.aggregated = True
+                child_masking = masking or isinstance(node, _COUNT_FUNCS)
+                for child in _children(node):
+                    push((child, child_kind, child_masking, False, bound))
+                continue
+            if isinstance(node, (exp.Alias, exp.Paren, exp.Ordered)) or (
+                in_window and isinstance(node, _WINDOW_WRAPPERS)
+            ):
+                for child in _children(node):
+                    push((child, kind, masking, in_window, bound))
+                continue
+            child_kind = _up(kind)
+            child_masking = masking or _is_hash(node)
+            for child in _children(node):
+                push((child, child_kind, child_masking, False, bound))
+
+    def column(self, node: exp.Column, kind: Subtype, masking: bool, out: _Col, st: _State,
+               bound: frozenset[str]) -> None:
+        table, name = node.table, node.name
+        if st.default_source is not None:  # inside a PIVOT: every column is the source's
+            source, source_name, via_pivot = st.default_source
+            self.source_column(source, source_name, name, kind, masking, out, node, via_pivot)
+            return
+        if not table:
+            if name in bound:
+                return
+            alias = st.aliases.get(name)
+            if alias is not None:
+                out.use(alias, kind, masking)
+                return
+            named = [(k, v) for k, v in st.scope.sources.items() if k]
+            if len(named) == 1 and not st.scope.can_be_correlated:
+                self.source_column(named[0][1], named[0][0], name, kind, masking, out, node)
+                return
+            self.reason(ReasonCode.UNKNOWN_COLUMN, f"column {name} cannot be resolved",
+                        _line(node), name)
+            return
+        if node.args.get("db") is not None:
+            # a.b.c left as a column: struct field access on a qualified column
+            table = node.args["db"].name
+            name = node.args["table"].name
+            kind = _up(kind)
+        scope: Scope | None = st.scope
+        while scope is not None:
+            source = scope.sources.get(table)
+            if source is not None:
+                self.source_column(source, table, name, kind, masking, out, node)
+                return
+            for pivot in scope.pivots:
+                if pivot.alias_or_name == table:
+                    self.pivot_column(pivot, scope, name, kind, masking, out, node)
+                    return
+            scope = scope.parent
+        self.reason(ReasonCode.UNKNOWN_COLUMN, f"column {table}.{name} cannot be resolved",
+                    _line(node), name)
+
+    def source_column(self, source: exp.Table | Scope, source_name: str, name: str,
+                      kind: Subtype, masking: bool, out: _Col, node: exp.Expr | None,
+                      via_pivot: bool = False) -> None:
+        if isinstance(source, Scope):
+            child = self.lineage(source)
+            idx = child.by_name.get(name)
+            if idx is not None:
+                out.use(child.cols[idx], kind, masking)
+            elif child.star:
+                self.reason(ReasonCode.UNEXPANDED_STAR, f"column {source_name}.{name} comes "
+                            "from an unexpanded star", _line(node), name)
+            else:
+                self.reason(ReasonCode.UNKNOWN_COLUMN, f"column {source_name}.{name} cannot "
+                            "be resolved", _line(node), name)
+            return
+        pivots = source.args.get("pivots")
+        if pivots and not via_pivot:
+            self.pivot_column(pivots[-1], None, name, kind, masking, out, node, (source, source_name))
+            return
+        rel = self.relation(source)
+        if rel is None:
+            return
+        known = self.known_columns(rel)
+        if known is not None and name not in known:
+            self.reason(ReasonCode.UNKNOWN_COLUMN, f"column {name} is not a column of {rel}",
+                        _line(node), name)
+        out.add(ColumnRef(rel, name), kind, masking)
+
+    def subquery(self, node: exp.Expr, kind: Subtype, masking: bool, out: _Col, st: _State,
+                 field_level: bool) -> None:
+        query = node.unnest() if isinstance(node, exp.Subquery) else node
+        scope = st.subqueries.get(id(query))
+        if scope is None:
+            self.reason(ReasonCode.UNSUPPORTED, "subquery without scope", _line(node))
+            return
+        child = self.lineage(scope)
+        effect = _subquery_effect(query)
+        st.rows |= {RowInfluence(r, effect) for r in child.reads}
+        st.reads |= child.reads
+        value_kind = kind if effect is RowEffect.SCALAR_SUBQUERY or not field_level else Subtype.FILTER
+        for col in child.cols:
+            out.use(col, value_kind, masking)
+        inner = set(child.dataset)
+        if child.limited:
+            inner |= {(ref, Subtype.SORT) for ref in child.sort}
+        if field_level:
+            for ref, sub in inner:
+                out.add(ref, sub, masking)
+        else:
+            st.dataset |= inner
+
+    # -- pivots --------------------------------------------------------------------------
+    def pivot_source(self, pivot: exp.Pivot, scope: Scope) -> tuple[exp.Table | Scope, str] | None:
+        parent = pivot.parent
+        if parent is None:
+            return None
+        name = parent.alias_or_name
+        source = scope.sources.get(name)
+        return (source, name) if source is not None else None
+
+    def pivot_column(self, pivot: exp.Pivot, scope: Scope | None, name: str, kind: Subtype,
+                     masking: bool, out: _Col, node: exp.Expr | None,
+                     found: tuple[exp.Table | Scope, str] | None = None) -> None:
+        """A column read from a PIVOT / UNPIVOT: generated columns from the aggregate (or
+        the unpivoted columns), the others passed through from the pivoted source."""
+        if found is None and scope is not None:
+            found = self.pivot_source(pivot, scope)
+        if found is None:
+            self.reason(ReasonCode.UNSUPPORTED, "pivot source not found", _line(pivot))
+            return
+        source, source_name = found
+        sub = _State(scope or Scope(pivot), {}, default_source=(source, source_name, True))
+        fields = pivot.args.get("fields") or []
+        if pivot.args.get("unpivot"):
+            values = [e.name for e in pivot.expressions]
+            names = [f.this.name for f in fields if isinstance(f, exp.In)]
+            if name in values:
+                for f in fields:
+                    if isinstance(f, exp.In):
+                        for entry in f.expressions:
+                            self.walk(entry, kind, masking, out, sub, field_level=True)
+                return
+            if name in names:
+                return  # the name column holds the unpivoted columns' names: no input
+        else:
+            generated = [c.name for c in pivot.args.get("columns") or []]
+            if not generated and pivot.expressions:
+                self.reason(ReasonCode.UNSUPPORTED, "pivot output columns unknown", _line(pivot))
+            if name in generated:
+                aggs = pivot.expressions
+                agg = aggs[generated.index(name) % len(aggs)] if aggs else None
+                if agg is not None:
+                    self.walk(agg, kind, masking, out, sub, field_level=True)
+                for f in fields:
+                    target = f.this if isinstance(f, exp.In) else f
+                    self.walk(target, Subtype.CONDITIONAL, masking, out, sub, field_level=True)
+                return
+        self.source_column(source, source_name, name, kind, masking, out, node, via_pivot=True)
+
+    def pivot_dataset(self, pivot: exp.Pivot, st: _State) -> None:
+        """A PIVOT groups by the pivoted source's other columns: GROUP_BY edges."""
+        if pivot.args.get("unpivot"):
+            return
+        found = self.pivot_source(pivot, st.scope)
+        if found is None:
+            return
+        source, source_name = found
+        used = {c.name for e in pivot.expressions for c in e.find_all(exp.Column)}
+        used |= {c.name for f in pivot.args.get("fields") or [] for c in f.find_all(exp.Column)}
+        if isinstance(source, Scope):
+            names = self.lineage(source).names
+        else:
+            rel = self.relation(source)
+            names = list(self.catalog.columns(rel.split(".")) or ()) if rel else []
+        for col_name in names:
+            if col_name not in used:
+                col = _Col()
+                self.source_column(source, source_name, col_name, Subtype.IDENTITY, False, col,
+                                   None, via_pivot=True)
+                st.dataset |= {(ref, Subtype.GROUP_BY) for ref in col.refs()}
+
+
+def _children(node: exp.Expr) -> Iterable[exp.Expr]:
+    for value in node.args.values():
+        if isinstance(value, exp.Expr):
+            yield value
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, exp.Expr):
+                    yield item
+
+
+def _is_using_key(node: exp.Coalesce) -> bool:
+    """Is this the COALESCE sqlglot wrote for a USING / NATURAL join key (not in the SQL)?"""
+    if node._meta is not None:  # noqa: SLF001 - parsed nodes carry positions
+        return False
+    args = list(_children(node))
+    return len(args) > 1 and all(
+        isinstance(a, exp.Column) and a.name == args[0].name and a._meta is None  # noqa: SLF001
+        for a in args
+    )
+
+
+def _has_aggregate(node: exp.Expr) -> bool:
+    """Does the expression aggregate (an aggregate function outside any window)?"""
+    for agg in find_all_in_scope(node, exp.AggFunc):
+        parent = agg.parent
+        while parent is not None and parent is not node and not isinstance(parent, exp.Window):
+            parent = parent.parent
+        if not isinstance(parent, exp.Window):
+            return True
+    return False
+
+
+def _all_unpivot(pivots: list[exp.Pivot]) -> bool:
+    return all(p.args.get("unpivot") for p in pivots)
+
+
+def _subquery_effect(query: exp.Expr) -> RowEffect:
+    """How a subquery in an expression uses its rows: IN/EXISTS (NOT: anti) or scalar."""
+    node = query
+    while isinstance(node.parent, exp.Subquery):
+        node = node.parent
+    parent = node.parent
+    if isinstance(parent, (exp.In, exp.Exists, exp.Any, exp.All)):
+        outer = parent.parent
+        while isinstance(outer, exp.Paren):
+            outer = outer.parent
+        return RowEffect.ANTI_JOIN if isinstance(outer, exp.Not) else RowEffect.SEMI_JOIN
+    return RowEffect.SCALAR_SUBQUERY
+
+
+# -- statements ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Statement:
+    query: exp.Expr | None
+    target: str | None = None
+    target_columns: tuple[str, ...] = ()
+
+
+def _split_statement(stmt: exp.Expr, dialect: str, catalog: Catalog) -> _Statement:
+    """The query of a SELECT / CREATE ... AS / INSERT ... SELECT, and the table it writes."""
+    if isinstance(stmt, exp.Query):
+        return _Statement(stmt)
+    if isinstance(stmt, (exp.Create, exp.Insert)):
+        query = stmt.expression
+        while isinstance(query, exp.Subquery) and isinstance(query.this, exp.Query):
+            if query.args.get("limit") or query.args.get("order"):
+                break
+            query = query.this
+        if not isinstance(query, exp.Query):
+            return _Statement(None)
+        with_ = stmt.args.get("with_")
+        if with_ is not None and query.args.get("with_") is None:
+            query.set("with_", with_.pop())
+        target_node = stmt.this
+        columns: tuple[str, ...] = ()
+        if isinstance(target_node, exp.Schema):
+            columns = tuple(
+                _normalized_name(c, dialect) for c in target_node.expressions
+                if isinstance(c, (exp.Identifier, exp.ColumnDef, exp.Column))
+            )
+            target_node = target_node.this
+        target = None
+        if isinstance(target_node, exp.Table):
+            parts = relation_parts(target_node, dialect)
+            target = catalog.resolve(parts) or ".".join(parts)
+            if not columns and isinstance(stmt, exp.Insert):
+                columns = catalog.columns(parts) or ()
+        query.pop() if query.parent is not None else None
+        return _Statement(query, target, columns)
+    return _Statement(None)
+
+
+def _normalized_name(node: exp.Expr, dialect: str) -> str:
+    ident = node.this if isinstance(node, (exp.ColumnDef, exp.Column)) else node
+    return Dialect.get_or_raise(dialect).normalize_identifier(ident.copy()).name
+
+
+def _inline_opaque_ctes(query: exp.Expr, opaque: Mapping[str, str], dialect: str) -> None:
+    """Drop the CTEs named in `opaque` and read their relation instead, under the CTE's name."""
+    norm = Dialect.get_or_raise(dialect)
+
+    def key(ident: exp.Expr | str) -> str:
+        ident = exp.to_identifier(ident) if isinstance(ident, str) else ident.copy()
+        return norm.normalize_identifier(ident).name
+
+    targets = {key(name): relation for name, relation in opaque.items()}
+    if not targets:
+        return
+    for cte in list(query.find_all(exp.CTE)):
+        if key(cte.args["alias"].this) in targets:
+            with_ = cte.parent
+            cte.pop()
+            if isinstance(with_, exp.With) and not with_.expressions:
+                with_.pop()
+    for table in list(query.find_all(exp.Table)):
+        if table.args.get("db") is not None or not isinstance(table.this, exp.Identifier):
+            continue
+        relation = targets.get(key(table.this))
+        if relation is None:
+            continue
+        replacement = exp.to_table(relation, dialect=dialect)
+        alias = table.args.get("alias")
+        replacement.set("alias", alias.copy() if alias is not None
+                        else exp.TableAlias(this=table.this.copy()))
+        for arg in ("joins", "pivots", "laterals"):
+            if table.args.get(arg):
+                replacement.set(arg, table.args[arg])
+        table.replace(replacement)
+
+
+def _root_selects(query: exp.Expr) -> list[exp.Expr]:
+    node = query
+    while isinstance(node, exp.SetOperation):
+        node = node.this
+    while isinstance(node, exp.Subquery):
+        node = node.this
+    return list(node.selects) if isinstance(node, exp.Select) else []
+
+
+def _failed(code: ReasonCode, message: str, line: int | None = None,
+            target: str | None = None) -> StatementLineage:
+    return StatementLineage(columns=(), edges=(), status=Status.FAILED,
+                            reasons=(Reason(code, message, line),), target=target)
+
+
+def analyze(
+    sql: str,
+    *,
+    dialect: str,
+    catalog: Catalog,
+    opaque_ctes: Mapping[str, str] | None = None,
+    time_budget: float | None = None,
+) -> StatementLineage:
+    """The typed column lineage of one SQL statement (see the module docstring).
+
+    Never raises for bad SQL: a parse error gives FAILED, what cannot be traced gives PARTIAL
+    with reasons. Raises `DialectError` for an unknown dialect.
+    """
+    dialect = check_dialect(dialect)
+    started = time.monotonic()
+    deadline = None if time_budget is None else started + time_budget
+
+    def prepare() -> _Statement | StatementLineage:
+        try:
+            stmt = parse_statement(sql, dialect)
+        except SqlError as err:
+            return _failed(ReasonCode.PARSE_ERROR, str(err), err.line)
+        split = _split_statement(stmt, dialect, catalog)
+        if split.query is None:
+            return _failed(ReasonCode.UNSUPPORTED,
+                           f"{type(stmt).__name__.upper()} statements have no column lineage",
+                           _line(stmt))
+        if opaque_ctes:
+            _inline_opaque_ctes(split.query, opaque_ctes, dialect)
+        return split
+
+    prepared = prepare()
+    if isinstance(prepared, StatementLineage):
+        return prepared
+    reasons: list[Reason] = []
+    star_lines = [_line(p) for p in _root_selects(prepared.query) if p.find(exp.Star)]
+    try:
+        query = qualify_statement(prepared.query, dialect, catalog)
+    except SqlError as err:
+        log.debug("qualification failed, tracing with tables qualified only: %s", err)
+        prepared = prepare()
+        assert isinstance(prepared, _Statement)
+        reasons.append(Reason(ReasonCode.UNSUPPORTED, str(err)))
+        try:
+            query = qualify_statement(prepared.query, dialect, catalog, columns=False)
+        except SqlError as err2:
+            return _failed(ReasonCode.UNSUPPORTED, str(err2), target=prepared.target)
+    try:
+        root = build_scope(query)
+    except SqlglotError as err:
+        return _failed(ReasonCode.UNSUPPORTED, f"cannot build scopes: {err}",
+                       target=prepared.target)
+    if root is None:
+        return _failed(ReasonCode.UNSUPPORTED, "statement has no query", target=prepared.target)
+
+    walker = _Walker(dialect, catalog, root, deadline)
+    selects = _root_selects(query)
+    try:
+        result = walker.lineage(root)
+    except _TimeBudget:
+        names = [p.alias_or_name for p in selects if not isinstance(p, exp.Star)]
+        reasons.append(Reason(ReasonCode.TIME_BUDGET, f"time budget of {time_budget:g}s spent "
+                              "before the lineage was complete"))
+        result = _ScopeLineage(names, [_Col() for _ in names])
+        result.dataset, result.rows = set(), set()
+        for scope_lineage in walker.memo.values():
+            result.rows |= scope_lineage.rows
+    except SqlglotError as err:
+        return _failed(ReasonCode.UNSUPPORTED, f"cannot trace: {err}", target=prepared.target)
+
+    names = list(result.names)
+    if prepared.target_columns and len(prepared.target_columns) == len(names):
+        names = list(prepared.target_columns)
+    edges: set[ColumnEdge] = set()
+    for name, col in zip(names, result.cols):
+        for ref, (sub, masking) in col.direct.items():
+            edges.add(ColumnEdge(name, ref, sub, masking))
+        for (ref, sub), masking in col.indirect.items():
+            edges.add(ColumnEdge(name, ref, sub, masking))
+    for ref, sub in result.dataset:
+        edges.add(ColumnEdge(None, ref, sub))
+    for ref in result.sort:
+        edges.add(ColumnEdge(None, ref, Subtype.SORT))
+
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            reasons.append(Reason(ReasonCode.DUPLICATE_COLUMN,
+                                  f"output column {name} appears more than once", column=name))
+        seen.add(name)
+    reasons.extend(walker.reasons.values())
+
+    lines = _column_lines(selects, star_lines, len(names))
+    status = Status.PARTIAL if any(r.code in _PARTIAL_CODES for r in reasons) else Status.FULL
+    return StatementLineage(
+        columns=tuple(names),
+        edges=tuple(sorted(edges, key=_edge_key)),
+        row_influences=tuple(sorted(result.rows)),
+        status=status,
+        reasons=tuple(reasons),
+        target=prepared.target,
+        column_lines=tuple(
+            (name, line) for name, line in zip(names, lines) if line is not None
+        ),
+    )
+
+
+def _edge_key(edge: ColumnEdge) -> tuple:
+    return (edge.target or "", edge.target is not None, edge.source, edge.subtype.value,
+            edge.masking)
+
+
+def _column_lines(selects: list[exp.Expr], star_lines: list[int | None], count: int) -> list[int | None]:
+    """1-based line of each output column's expression; expanded stars take the star's line."""
+    lines: list[int | None] = []
+    star_line = next((line for line in star_lines if line is not None), None)
+    last: int | None = None
+    for projection in selects:
+        if isinstance(projection, exp.Star):
+            continue
+        line = _line(projection)
+        if line is None:
+            line = star_line if star_line is not None else last
+        lines.append(line)
+        last = line if line is not None else last
+    return (lines + [None] * count)[:count]

@@ -1,0 +1,267 @@
+"""The only place that parses SQL and holds table schemas (sqlglot).
+
+* `check_dialect` validates a dialect name,
+* `normalize_relation` turns a relation name into the dotted, normalized form used everywhere,
+* `Catalog` wraps ONE sqlglot `MappingSchema`, built incrementally,
+* `parse_statement` parses one statement and turns parser errors into `errors.SqlError`,
+* `qualify_statement` qualifies tables and columns against a catalog (used by `lineage`).
+
+>>> normalize_relation('"Pipeline"."main"."Stg"', "duckdb")
+'pipeline.main.stg'
+>>> cat = Catalog("duckdb", {"main.users": ["ID", "name"]})
+>>> cat.columns("MAIN.Users")
+('id', 'name')
+>>> "users" in cat, "orders" in cat
+(True, False)
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Mapping, Sequence
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect, Dialects
+from sqlglot.errors import ParseError, SchemaError, SqlglotError, TokenError
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.schema import MappingSchema
+
+from .errors import DialectError, SqlError
+
+log = logging.getLogger(__name__)
+
+# Stands in for the missing database/catalog parts of a relation named with fewer parts than
+# the catalog's deepest one: sqlglot's MappingSchema wants every table at the same depth.
+_PAD = "__lineage_tools_unnamed__"
+
+ColumnSpec = Sequence[str] | Mapping[str, str | None]
+
+
+def check_dialect(name: str) -> str:
+    """Return `name` as a sqlglot dialect name; raise `DialectError` listing close names.
+
+    >>> check_dialect("DuckDB")
+    'duckdb'
+    """
+    known = sorted(d.value for d in Dialects if d.value)
+    key = (name or "").strip().lower()
+    if key in known:
+        return key
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+    hint = f" (did you mean: {', '.join(close)}?)" if close else f" (known: {', '.join(known)})"
+    raise DialectError(f"unknown SQL dialect {name!r}{hint}")
+
+
+def _dialect(dialect: str) -> Dialect:
+    return Dialect.get_or_raise(check_dialect(dialect))
+
+
+def _table(name: str | exp.Table, dialect: str) -> exp.Table:
+    if isinstance(name, exp.Table):
+        return name
+    try:
+        table = exp.to_table(name, dialect=dialect)
+    except SqlglotError as err:
+        raise SqlError(f"not a relation name: {name!r} ({err})") from err
+    if not isinstance(table, exp.Table) or not table.name:
+        raise SqlError(f"not a relation name: {name!r}")
+    return table
+
+
+def relation_parts(name: str | exp.Table, dialect: str) -> tuple[str, ...]:
+    """The normalized parts (catalog, db, name; as many as given) of a relation name.
+
+    >>> relation_parts('main."Users"', "postgres")
+    ('main', 'Users')
+    """
+    dia = _dialect(dialect)
+    table = _table(name, dialect)
+    parts = []
+    for part in table.parts:
+        if isinstance(part, exp.Identifier):
+            parts.append(dia.normalize_identifier(part.copy()).name)
+        else:
+            parts.append(part.name)
+    return tuple(parts)
+
+
+def normalize_relation(name: str | exp.Table, dialect: str) -> str:
+    """The dotted, normalized name of a relation following the dialect's identifier rules.
+
+    >>> normalize_relation("Main.Users", "snowflake")
+    'MAIN.USERS'
+    """
+    return ".".join(relation_parts(name, dialect))
+
+
+def normalize_column(name: str, dialect: str) -> str:
+    """A column name normalized the way the dialect resolves an unquoted/quoted identifier.
+
+    A plain string is normalized like an unquoted identifier, as sqlglot's
+    `MappingSchema(normalize=True)` does (DuckDB lowercases every name).
+    """
+    dia = _dialect(dialect)
+    return dia.normalize_identifier(exp.to_identifier(name)).name
+
+
+class Catalog:
+    """Columns (and types when known) of the relations a statement may read.
+
+    Wraps ONE sqlglot `MappingSchema` (normalize=True, the catalog's dialect), built once and
+    extended with `add`. Relation names are dotted names of 1 to 3 parts; a shorter name matches
+    a longer one when its trailing parts are unique (`stg` finds `pipeline.main.stg`).
+    """
+
+    def __init__(
+        self,
+        dialect: str,
+        tables: Mapping[str, ColumnSpec] | None = None,
+    ):
+        self.dialect = check_dialect(dialect)
+        self._schema = MappingSchema(dialect=self.dialect, normalize=True)
+        self._depth = 0
+        self._tables: dict[tuple[str, ...], tuple[tuple[str, str | None], ...]] = {}
+        self._suffixes: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+        for relation, columns in (tables or {}).items():
+            if isinstance(columns, Mapping):
+                self.add(relation, list(columns.items()))
+            else:
+                self.add(relation, [(c, None) for c in columns])
+
+    @property
+    def schema(self) -> MappingSchema:
+        """The sqlglot schema (for qualification)."""
+        return self._schema
+
+    def add(self, relation: str, columns: Sequence[tuple[str, str | None]]) -> None:
+        """Register (or replace) a relation's columns, in order; a type may be None."""
+        parts = relation_parts(relation, self.dialect)
+        if not 1 <= len(parts) <= 3:
+            raise SqlError(f"relation name must have 1 to 3 parts: {relation!r}")
+        cols = tuple((normalize_column(name, self.dialect), typ) for name, typ in columns)
+        self._tables[parts] = cols
+        for i in range(len(parts)):
+            self._suffixes.setdefault(parts[i:], set()).add(parts)
+        if len(parts) > self._depth:
+            self._depth = len(parts)
+            self._rebuild()
+        else:
+            self._add_to_schema(parts, cols)
+
+    def _add_to_schema(self, parts: tuple[str, ...], cols: tuple[tuple[str, str | None], ...]) -> None:
+        padded = (_PAD,) * (self._depth - len(parts)) + parts
+        table = exp.Table(
+            this=exp.to_identifier(padded[-1], quoted=True),
+            db=exp.to_identifier(padded[-2], quoted=True) if len(padded) > 1 else None,
+            catalog=exp.to_identifier(padded[-3], quoted=True) if len(padded) > 2 else None,
+        )
+        mapping = {exp.to_identifier(c, quoted=True): _type_or_unknown(t) for c, t in cols}
+        try:
+            self._schema.add_table(
+                table, {ident.name: typ for ident, typ in mapping.items()}, normalize=False
+            )
+        except SchemaError as err:  # pragma: no cover - guarded by the depth bookkeeping
+            raise SqlError(f"cannot register {'.'.join(parts)}: {err}") from err
+
+    def _rebuild(self) -> None:
+        self._schema = MappingSchema(dialect=self.dialect, normalize=True)
+        for parts, cols in self._tables.items():
+            self._add_to_schema(parts, cols)
+
+    def _resolve_parts(self, relation: str | exp.Table | Sequence[str]) -> tuple[str, ...] | None:
+        if isinstance(relation, (str, exp.Table)):
+            parts = relation_parts(relation, self.dialect)
+        else:
+            parts = tuple(relation)
+        found = self._suffixes.get(parts)
+        if found and len(found) == 1:
+            return next(iter(found))
+        return None
+
+    def resolve(self, relation: str | exp.Table | Sequence[str]) -> str | None:
+        """The full dotted name a (possibly shorter) relation name refers to, if known and unique.
+
+        `relation` is a dotted name, a sqlglot Table, or already-normalized parts.
+        """
+        parts = self._resolve_parts(relation)
+        return ".".join(parts) if parts else None
+
+    def columns(self, relation: str | exp.Table | Sequence[str]) -> tuple[str, ...] | None:
+        """The relation's column names in order, or None when it is unknown."""
+        try:
+            parts = self._resolve_parts(relation)
+        except SqlError:
+            return None
+        return None if parts is None else tuple(c for c, _ in self._tables[parts])
+
+    def __contains__(self, relation: object) -> bool:
+        if not isinstance(relation, (str, exp.Table)):
+            return False
+        try:
+            return self.resolve(relation) is not None
+        except SqlError:
+            return False
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.dialect!r}, {len(self._tables)} relations)"
+
+
+def _type_or_unknown(typ: str | None) -> str:
+    return typ if typ else "UNKNOWN"
+
+
+def _line_of(sql: str, context: str) -> int | None:
+    idx = sql.find(context) if context else -1
+    return sql.count("\n", 0, idx) + 1 if idx >= 0 else None
+
+
+def parse_statement(sql: str, dialect: str) -> exp.Expr:
+    """Parse exactly one SQL statement; raise `SqlError` with the parser's message and position.
+
+    >>> parse_statement("select 1 as x;", "duckdb").sql()
+    'SELECT 1 AS x'
+    """
+    dialect = check_dialect(dialect)
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except ParseError as err:
+        first = err.errors[0] if err.errors else {}
+        message = first.get("description") or str(err)
+        raise SqlError(message, first.get("line"), first.get("col")) from err
+    except TokenError as err:
+        message = str(err)
+        context = message.partition("'")[2].rpartition("'")[0]
+        raise SqlError(message, _line_of(sql, context)) from err
+    if not statements:
+        raise SqlError("no SQL statement found", 1)
+    if len(statements) > 1:
+        second = statements[1]
+        line = next((n.meta["line"] for n in second.walk() if n.meta.get("line")), None)
+        raise SqlError(f"expected one statement, found {len(statements)}", line)
+    return statements[0]
+
+
+def qualify_statement(
+    expression: exp.Expr, dialect: str, catalog: Catalog, *, columns: bool = True
+) -> exp.Expr:
+    """Qualify tables and columns in place against the catalog: expands `*` (with EXCLUDE /
+    REPLACE), USING joins and lateral column aliases. Columns the catalog does not know are
+    left as written (the caller reports them). `columns=False` qualifies tables only, the
+    fallback when sqlglot cannot qualify columns. Raises `SqlError` if qualification fails."""
+    try:
+        return qualify(
+            expression,
+            dialect=dialect,
+            schema=catalog.schema,
+            validate_qualify_columns=False,
+            allow_partial_qualification=True,
+            qualify_columns=columns,
+            identify=False,
+        )
+    except SqlglotError as err:
+        raise SqlError(f"cannot qualify statement: {err}") from err
