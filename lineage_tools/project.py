@@ -522,41 +522,39 @@ def file_line(raw_sql: str | None, compiled_sql: str | None, compiled_line: int 
               column: str | None = None) -> int | None:
     """Best effort: the line of the model FILE for a line of its compiled SQL.
 
-    Tries the compiled line's text (unique in the raw code), then ``as <column>``, then a line
-    that names the column, then the same text anywhere.
+    Tries the compiled line's text when it is unique in the raw code (and not a ``*``), then
+    ``as <column>``, then a line holding just the column, then any line naming it (the last one:
+    closest to the final select), then the compiled text anywhere.
 
     >>> raw = "{{ config(x=1) }}\\nselect\\n    a,\\n    b + 1 as c\\nfrom {{ ref('t') }}"
     >>> compiled = "\\n\\nselect\\n    a,\\n    b + 1 as c\\nfrom t"
-    >>> file_line(raw, compiled, 5, "c"), file_line(raw, compiled, 4, "a")
-    (4, 3)
+    >>> file_line(raw, compiled, 5, "c"), file_line(raw, compiled, 4, "a"), file_line(raw, compiled, 6, "b")
+    (4, 3, 4)
     """
     if not raw_sql:
         return None
     raw_lines = raw_sql.splitlines()
+    text = ""
     if compiled_sql and compiled_line:
         clines = compiled_sql.splitlines()
         if 0 < compiled_line <= len(clines):
             text = clines[compiled_line - 1].strip()
-            if len(text) > 2:
-                hits = [i for i, line in enumerate(raw_lines, 1) if line.strip() == text]
-                if len(hits) == 1:
-                    return hits[0]
+    if len(text) > 2 and "*" not in text:
+        hits = [i for i, line in enumerate(raw_lines, 1) if line.strip() == text]
+        if len(hits) == 1:
+            return hits[0]
     if column:
         name = re.escape(column)
         for pattern in (rf"\bas\s+[\"`\[]?{name}[\"`\]]?\s*,?\s*$", rf"\bas\s+[\"`\[]?{name}\b",
-                        rf"^\s*,?\s*[\w.]*\b{name}\b\s*,?\s*$"):
+                        rf"^\s*,?\s*[\w.]*\b{name}\b\s*,?\s*$", rf"(?<![\w.]){name}\b"):
             rx = re.compile(pattern, re.I)
-            hits = [i for i, line in enumerate(raw_lines, 1) if rx.search(line)]
+            hits = [i for i, line in enumerate(raw_lines, 1) if rx.search(line) and not line.lstrip().startswith("--")]
             if hits:
                 return hits[-1]
-    if compiled_sql and compiled_line:
-        clines = compiled_sql.splitlines()
-        if 0 < compiled_line <= len(clines):
-            text = clines[compiled_line - 1].strip()
-            if len(text) > 2:
-                for i, line in enumerate(raw_lines, 1):
-                    if line.strip() == text:
-                        return i
+    if len(text) > 2:
+        for i, line in enumerate(raw_lines, 1):
+            if line.strip() == text:
+                return i
     return None
 
 
@@ -618,12 +616,11 @@ def _mark_incremental_only(full: StatementLineage, incr: StatementLineage) -> St
     extra = list(dict.fromkeys(extra))
     if not extra:
         return full
-    sources = sorted({e.source.qualified for e in extra})
+    sources = sorted({f"{e.source.column} of {e.source.relation}" for e in extra})
     reason = Reason(ReasonCode.INCREMENTAL_ONLY,
-                    f"{len(extra)} edge(s) exist only when the model runs incrementally: {', '.join(sources[:5])}")
-    influences = tuple(dict.fromkeys(full.row_influences + incr.row_influences))
-    return replace(full, edges=full.edges + tuple(extra), reasons=full.reasons + (reason,),
-                   row_influences=influences)
+                    f"{len(extra)} edge(s) exist only when the model runs incrementally (is_incremental()): "
+                    f"{', '.join(sources[:5])}")
+    return replace(full, edges=full.edges + tuple(extra), reasons=full.reasons + (reason,))
 
 
 def analyze_node(
