@@ -124,3 +124,28 @@ def compiled_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def project_copy(tmp_path: Path) -> Path:
     """A fresh, unbuilt copy of the dbt project that a test may change freely."""
     return copy_project(tmp_path / "pipeline")
+
+
+# The small fixture project of tests/fixtures/mini_project: seeds, a source, an ephemeral, an
+# incremental, a python and an unparseable model, and a snapshot.
+MINI_PROJECT = PROJECT_ROOT / "tests" / "fixtures" / "mini_project"
+
+
+def copy_mini_project(dest: Path) -> Path:
+    """Copy the mini fixture project (without any target/ it may have) into `dest`."""
+    shutil.copytree(MINI_PROJECT, dest, ignore=shutil.ignore_patterns("target", "logs", "__pycache__"))
+    return dest
+
+
+@pytest.fixture(scope="session")
+def compiled_mini(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The mini project after `dbt compile` alone (read-only for tests)."""
+    project = copy_mini_project(tmp_path_factory.mktemp("mini-compiled") / "mini")
+    run_dbt(project, "compile")
+    return project
+
+
+@pytest.fixture
+def mini_copy(tmp_path: Path) -> Path:
+    """A fresh, uncompiled copy of the mini project that a test may change freely."""
+    return copy_mini_project(tmp_path / "mini")
