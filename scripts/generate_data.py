@@ -294,13 +294,11 @@ def generate(n_users: int, out_dir: Path, seed: int = SEED) -> dict[str, int]:
                              ts(EPOCH_LABELS, at + 86400 + rng.randrange(86400)),
                              lab.source_id)
 
-    # Community IP blacklist: most spammer IPs and some unrelated ones.
-    for address in spam_ip_pool:
-        if rng.random() < 0.7:
-            emit("raw_spam_ips", address, ts(EPOCH_EVENTS, rng.randrange(150 * 86400))[:10],
-                 SPAM_IPS)
-    for _ in range(max(5, n_users // 100)):
-        emit("raw_spam_ips", ip(rng), ts(EPOCH_EVENTS, rng.randrange(150 * 86400))[:10],
+    # Community IP blacklist: most spammer IPs and some unrelated ones, each address once.
+    listed = [a for a in spam_ip_pool if rng.random() < 0.7]
+    listed += [ip(rng) for _ in range(max(5, n_users // 100))]
+    for address in dict.fromkeys(listed):
+        emit("raw_spam_ips", address, ts(EPOCH_EVENTS, rng.randrange(150 * 86400))[:10],
              SPAM_IPS)
 
     # Wrong links: the merge model also pairs unrelated accounts, mostly below the threshold.
