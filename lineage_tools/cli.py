@@ -191,6 +191,211 @@ def trace_command(
     write_output(text, output)
 
 
+class RowCounting(str, Enum):
+    none = "none"
+    quarantined = "quarantined"
+    all = "all"
+
+
+@app.command("report")
+def report_command(
+    output_dir: Annotated[
+        Optional[Path],
+        typer.Option("--output-dir", "-o", help="Folder for lineage.html, lineage.md and lineage.json (created; "
+                     "nothing is written outside it) [default: <target-path>/lineage]."),
+    ] = None,
+    rows: Annotated[
+        RowCounting,
+        typer.Option("--rows", help="Count tainted rows in the warehouse for these sources' impact (one query per "
+                     "source; needs a built warehouse)."),
+    ] = RowCounting.quarantined,
+    project_dir: ProjectDir = Path("."),
+    profiles_dir: ProfilesDir = None,
+    target: Target = None,
+    time_budget: TimeBudget = None,
+    quiet: Quiet = False,
+) -> None:
+    """Write the lineage report: one offline HTML page, a Markdown summary and the JSON graph."""
+    from . import progress
+    from .graph import build_graph
+    from .project import load_project, project_config
+    from .provenance import Env
+    from .report import ReportOptions, build_report, registry_size, render_all, safe_output_dir, write_files
+
+    progress.set_quiet(quiet)
+    out_dir = safe_output_dir(output_dir or project_config(project_dir, profiles_dir, target).target_path / "lineage")
+    with progress.spinner("Lineage", quiet=quiet) as advance:
+        project = load_project(project_dir, profiles_dir, target, time_budget=time_budget,
+                               progress=lambda n: advance(description=f"Lineage: {n.name}"))
+    graph = build_graph(project)
+    env = Env(Path(project_dir), profiles_dir, target)
+    with progress.bar("Impact of sources", registry_size(graph, env), quiet=quiet) as advance:
+        doc = build_report(graph, env, ReportOptions(count_rows=rows.value), advance=advance)
+    for path in write_files(out_dir, render_all(doc)):
+        typer.echo(str(path))
+
+
+class DiffFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class FailOn(str, Enum):
+    never = "never"
+    new_findings = "new-findings"
+    any_change = "any-change"
+
+
+@app.command("diff")
+def diff_command(
+    base: Annotated[Path, typer.Option("--base", help="The base version's dbt target/ folder, or its manifest.json.")],
+    fmt: Annotated[DiffFormat, typer.Option("--format", "-f", help="Output format.")] = DiffFormat.text,
+    fail_on: Annotated[
+        FailOn, typer.Option("--fail-on", help="Exit 1 on new provenance findings, or on any lineage change.")
+    ] = FailOn.never,
+    output: OutputFile = None,
+    project_dir: ProjectDir = Path("."),
+    profiles_dir: ProfilesDir = None,
+    target: Target = None,
+    time_budget: TimeBudget = None,
+    quiet: Quiet = False,
+) -> int:
+    """What a change does to lineage, edge by edge: the project (head) against a base manifest."""
+    from . import progress
+    from .diff import diff_lineage, load_base
+    from .graph import build_graph
+    from .project import load_project
+    from .provenance import check
+    from .render.diff import render
+
+    progress.set_quiet(quiet)
+    with progress.spinner("Lineage of the base", quiet=quiet) as advance:
+        base_project = load_base(base, project_dir, progress=lambda n: advance(description=f"Base: {n.name}"))
+    with progress.spinner("Lineage of the head", quiet=quiet) as advance:
+        head_project = load_project(project_dir, profiles_dir, target, time_budget=time_budget,
+                                    incremental_branches=False,
+                                    progress=lambda n: advance(description=f"Head: {n.name}"))
+    base_findings = check(build_graph(base_project)).findings
+    head_findings = check(build_graph(head_project)).findings
+    d = diff_lineage(base_project, head_project, base_findings, head_findings)
+    write_output(render(d, fmt.value), output)
+    if fail_on == FailOn.new_findings and d.findings_added:
+        return EXIT_FINDINGS
+    if fail_on == FailOn.any_change and not d.is_empty:
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+class CheckFormat(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+class ImpactFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+SourceIds = Annotated[list[str], typer.Argument(help="Source ids of the registry (seeds/data_sources.csv).")]
+
+
+@app.command("check")
+def check_command(
+    select: Annotated[
+        Optional[list[str]], typer.Option("--select", "-s", help="Check only these models (dbt selection syntax).")
+    ] = None,
+    fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
+    output: OutputFile = None,
+    project_dir: ProjectDir = Path("."),
+    profiles_dir: ProfilesDir = None,
+    target: Target = None,
+) -> int:
+    """Check the provenance contract (rules 3 and 4) on every model, from lineage alone."""
+    from .provenance import Env, check, load_graph
+    from .render import provenance as render
+
+    graph = load_graph(Env(Path(project_dir).resolve(), profiles_dir, target))
+    from .selection import select_models
+
+    chosen = select_models(graph.project.nodes, " ".join(select) if select else None)
+    result = check(graph, chosen)
+    text = {"json": render.check_json, "github": render.check_github}.get(fmt.value, render.check_text)(result)
+    write_output(text, output)
+    return EXIT_FINDINGS if result.errors else EXIT_OK
+
+
+@app.command("impact")
+def impact_command(
+    source_ids: SourceIds,
+    fmt: Annotated[ImpactFormat, typer.Option("--format", "-f", help="Output format.")] = ImpactFormat.text,
+    no_rows: Annotated[bool, typer.Option("--no-rows", help="Do not count rows in the warehouse.")] = False,
+    emit_sql: Annotated[
+        bool, typer.Option("--emit-sql", help="Print, per `filter` model, a query returning its clean rows.")
+    ] = False,
+    output: OutputFile = None,
+    project_dir: ProjectDir = Path("."),
+    profiles_dir: ProfilesDir = None,
+    target: Target = None,
+) -> int:
+    """Every model the sources reach, its affected columns, and filter or rebuild."""
+    from .provenance import Env, impact, load_graph
+    from .render import provenance as render
+
+    env = Env(Path(project_dir).resolve(), profiles_dir, target)
+    graph = load_graph(env)
+    imp = impact(graph, env, source_ids, count=not no_rows)
+    fn = {"json": render.impact_json, "markdown": render.impact_markdown}.get(fmt.value, render.impact_text)
+    write_output(fn(imp, emit_sql), output)
+    return EXIT_OK
+
+
+def _set_sources(source_ids: list[str], quarantine: bool, reason: str, dry_run: bool, fmt: str,
+                 project_dir: Path, profiles_dir: Path | None, target: str | None) -> int:
+    from .provenance import Env, RebuildError, load_graph, set_sources
+    from .render import provenance as render
+
+    env = Env(Path(project_dir).resolve(), profiles_dir, target)
+    graph = load_graph(env)
+    try:
+        res = set_sources(graph, env, source_ids, quarantine=quarantine, reason=reason, dry_run=dry_run)
+    except RebuildError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_FINDINGS
+    write_output(render.quarantine_json(res) if fmt == "json" else render.quarantine_text(res), None)
+    return EXIT_OK
+
+
+@app.command("quarantine")
+def quarantine_command(
+    source_ids: SourceIds,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the registry).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would change; change nothing.")] = False,
+    fmt: Annotated[TraceFormat, typer.Option("--format", "-f", help="Output format.")] = TraceFormat.text,
+    project_dir: ProjectDir = Path("."),
+    profiles_dir: ProfilesDir = None,
+    target: Target = None,
+) -> int:
+    """Quarantine sources: registry status, rebuild of the affected models, proof no row is left."""
+    return _set_sources(source_ids, True, reason, dry_run, fmt.value, project_dir, profiles_dir, target)
+
+
+@app.command("release")
+def release_command(
+    source_ids: SourceIds,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the registry).")] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would change; change nothing.")] = False,
+    fmt: Annotated[TraceFormat, typer.Option("--format", "-f", help="Output format.")] = TraceFormat.text,
+    project_dir: ProjectDir = Path("."),
+    profiles_dir: ProfilesDir = None,
+    target: Target = None,
+) -> int:
+    """Release quarantined sources: registry status back to active, rebuild the affected models."""
+    return _set_sources(source_ids, False, reason, dry_run, fmt.value, project_dir, profiles_dir, target)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line on stderr and exit 2."""
     try:
@@ -204,6 +409,11 @@ def main() -> None:
     except click.exceptions.Abort:
         sys.stderr.write("aborted\n")
         sys.exit(130)
+    except typer.TyperException as exc:  # typer >= 0.29 raises its own copy of click's errors
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        sys.exit(getattr(exc, "exit_code", EXIT_BAD_INPUT))
     except UserError as exc:
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(exc.exit_code)

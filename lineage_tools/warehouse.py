@@ -181,12 +181,12 @@ class _Session:
         if self._runner is None:
             runner = dbtRunner()
             with contextlib.redirect_stdout(sys.stderr):
-                res = runner.invoke(["parse", "--log-level", "none", *self.target.flags()])
+                res = runner.invoke(["parse", "--no-write-json", "--log-level", "none", *self.target.flags()])
             if not res.success:
                 raise WarehouseError(f"dbt parse failed: {res.exception}")
             self._runner = dbtRunner(manifest=res.result)
         with contextlib.redirect_stdout(sys.stderr):
-            return self._runner.invoke([*args, "--log-level", "none", *self.target.flags()])
+            return self._runner.invoke([*args, "--no-write-json", "--log-level", "none", *self.target.flags()])
 
     def query(self, sql: str) -> list[dict]:
         res = self._invoke(["show", "--inline", sql, "--limit", "-1"])
@@ -224,6 +224,11 @@ def _count_in_session(
             f"from {rel.ref}"
         )
     counts: dict[str, dict] = {}
+    lists = {
+        rel.key: [c for c in rel.provenance_columns
+                  if is_list_type(dialect, types.get(((rel.schema or "").lower(), rel.identifier.lower()), {}).get(c.lower(), ""))]
+        for rel in present
+    }
     if parts:
         for row in session.query("\nunion all\n".join(parts)):
             rel = relations[int(row["rel_index"])]
@@ -232,7 +237,7 @@ def _count_in_session(
                 "total_rows": int(row["total_rows"] or 0),
                 "tainted_rows": None if tainted is None and not rel.provenance_columns else int(tainted or 0),
             }
-    return {"counts": counts, "built": bool(types)}
+    return {"counts": counts, "built": bool(types), "list_columns": lists}
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,7 @@ class Counts:
 
     rows: dict[str, RowCount]
     built: bool
+    list_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> its list-typed columns
 
 
 def count_rows(
@@ -278,6 +284,7 @@ def count_rows(
     return Counts(
         rows={k: RowCount(v["total_rows"], v["tainted_rows"]) for k, v in answer["counts"].items()},
         built=answer["built"],
+        list_columns={k: tuple(v) for k, v in answer.get("list_columns", {}).items()},
     )
 
 
