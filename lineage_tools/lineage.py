@@ -330,7 +330,8 @@ class _Walker:
                 optional |= rels
             elif side == "RIGHT":
                 optional |= feeding
-            elif side == "FULL":
+            elif side == "FULL" or (join.method or "").upper() == "POSITIONAL":
+                # a positional join pads the shorter side with NULLs, like a full join
                 optional |= rels | feeding
             feeding |= rels
             self.clause(join.args.get("on"), Subtype.JOIN, st)
@@ -664,6 +665,7 @@ class _Walker:
         if known is not None and name not in known:
             self.reason(ReasonCode.UNKNOWN_COLUMN, f"column {name} is not a column of {rel}",
                         _line(node), name)
+            return
         out.add(ColumnRef(rel, name), kind, masking)
 
     def subquery(self, node: exp.Expr, kind: Subtype, masking: bool, out: _Col, st: _State,
@@ -776,8 +778,7 @@ def _is_using_key(node: exp.Coalesce) -> bool:
         return False
     args = list(_children(node))
     return len(args) > 1 and all(
-        isinstance(a, exp.Column) and a.name == args[0].name and a._meta is None  # noqa: SLF001
-        for a in args
+        isinstance(a, exp.Column) and a.name == args[0].name for a in args
     )
 
 

@@ -216,8 +216,9 @@ def _type_or_unknown(typ: str | None) -> str:
 
 
 def _line_of(sql: str, context: str) -> int | None:
+    """Line where the tokenizer stopped: its message quotes the text up to that point."""
     idx = sql.find(context) if context else -1
-    return sql.count("\n", 0, idx) + 1 if idx >= 0 else None
+    return sql.count("\n", 0, idx + len(context)) + 1 if idx >= 0 else None
 
 
 def parse_statement(sql: str, dialect: str) -> exp.Expr:

@@ -1,0 +1,119 @@
+"""sql.py: dialect names, relation normalization, the Catalog, parsing errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from lineage_tools.errors import DialectError, SqlError, UserError
+from lineage_tools.lineage import analyze
+from lineage_tools.records import ReasonCode, Status
+from lineage_tools.sql import Catalog, check_dialect, normalize_relation, parse_statement
+
+
+def test_check_dialect_accepts_known_names_in_any_case():
+    assert check_dialect("duckdb") == "duckdb"
+    assert check_dialect(" Snowflake ") == "snowflake"
+
+
+def test_check_dialect_suggests_close_names():
+    with pytest.raises(DialectError, match="duckdb") as info:
+        check_dialect("duckbd")
+    assert isinstance(info.value, UserError)  # the CLI turns it into exit code 2
+
+
+def test_analyze_raises_for_an_unknown_dialect():
+    with pytest.raises(DialectError):
+        analyze("select 1", dialect="nosuchsql", catalog=Catalog("duckdb"))
+
+
+@pytest.mark.parametrize(
+    ("name", "dialect", "expected"),
+    [
+        ('"Pipeline"."main"."Stg"', "duckdb", "pipeline.main.stg"),  # DuckDB: case-insensitive
+        ("Pipeline.Main.Stg", "duckdb", "pipeline.main.stg"),
+        ('"Pipeline".main.Stg', "postgres", "Pipeline.main.stg"),  # quoted keeps its case
+        ('"Pipeline".main.Stg', "snowflake", "Pipeline.MAIN.STG"),  # unquoted uppercases
+        ("users", "duckdb", "users"),
+    ],
+)
+def test_normalize_relation_follows_the_dialect(name, dialect, expected):
+    assert normalize_relation(name, dialect) == expected
+
+
+def test_normalize_relation_rejects_garbage():
+    with pytest.raises(SqlError):
+        normalize_relation("", "duckdb")
+
+
+def test_catalog_normalizes_names_and_keeps_column_order():
+    cat = Catalog("duckdb", {'"Pipeline"."Main"."Users"': {"ID": "INTEGER", "Name": None}})
+    assert cat.columns("pipeline.main.users") == ("id", "name")
+    assert "PIPELINE.MAIN.USERS" in cat
+    assert "pipeline.main.orders" not in cat
+    assert cat.columns("pipeline.main.orders") is None
+
+
+def test_catalog_resolves_short_names_when_unique():
+    cat = Catalog("duckdb")
+    cat.add("pipeline.main.users", [("id", "INTEGER")])
+    cat.add("pipeline.staging.users", [("id", "INTEGER")])
+    cat.add("pipeline.main.orders", [("order_id", None)])
+    assert cat.resolve("orders") == "pipeline.main.orders"
+    assert cat.resolve("main.users") == "pipeline.main.users"
+    assert cat.resolve("users") is None  # ambiguous: two schemas hold it
+    assert "users" not in cat
+
+
+def test_catalog_accepts_relations_of_mixed_depth():
+    cat = Catalog("duckdb", {"t": ["a"]})
+    cat.add("db.s.u", [("b", None)])  # deeper than the first: the schema is rebuilt
+    cat.add("v", [("c", "INT")])
+    assert cat.columns("t") == ("a",)
+    assert cat.columns("db.s.u") == ("b",)
+    result = analyze("select * from t, u, v", dialect="duckdb", catalog=cat)
+    assert result.columns == ("a", "b", "c")
+    assert result.status is Status.FULL
+    assert {e.source.qualified for e in result.edges} == {"t.a", "db.s.u.b", "v.c"}
+
+
+def test_catalog_add_replaces_columns():
+    cat = Catalog("duckdb", {"main.t": ["a"]})
+    cat.add("main.t", [("a", None), ("b", None)])
+    assert cat.columns("main.t") == ("a", "b")
+    assert analyze("select * from main.t", dialect="duckdb", catalog=cat).columns == ("a", "b")
+
+
+def test_parse_statement_returns_one_statement():
+    stmt = parse_statement("select 1 as x;\n", "duckdb")
+    assert stmt.sql() == "SELECT 1 AS x"
+
+
+def test_parse_statement_reports_the_parser_message_and_line():
+    with pytest.raises(SqlError) as info:
+        parse_statement("select a,\n  b\nfrom t where (\n", "duckdb")
+    assert info.value.line == 3
+    assert "missing" in str(info.value) or "Expected" in str(info.value)
+
+
+def test_parse_statement_reports_tokenizer_errors_with_a_line():
+    with pytest.raises(SqlError) as info:
+        parse_statement("select 1,\n 'unterminated", "duckdb")
+    assert info.value.line == 2
+
+
+def test_parse_statement_refuses_two_statements():
+    with pytest.raises(SqlError, match="one statement") as info:
+        parse_statement("select 1;\nselect 2", "duckdb")
+    assert info.value.line == 2
+
+
+def test_analyze_never_raises_on_bad_sql():
+    result = analyze("select from where", dialect="duckdb", catalog=Catalog("duckdb"))
+    assert result.status is Status.FAILED
+    assert result.reasons[0].code is ReasonCode.PARSE_ERROR
+
+
+def test_analyze_reports_statements_without_lineage():
+    result = analyze("drop table t", dialect="duckdb", catalog=Catalog("duckdb"))
+    assert result.status is Status.FAILED
+    assert result.reasons[0].code is ReasonCode.UNSUPPORTED
