@@ -451,7 +451,7 @@ def run_ours(case: Case) -> ToolResult:
 
 def engine_dialect(dialect: str) -> str:
     """Case dialect -> a dialect name `lineage-tools sql --dialect` accepts."""
-    return "ansi" if dialect in GENERIC_DIALECTS else dialect
+    return "duckdb" if dialect in GENERIC_DIALECTS else dialect
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,7 +474,7 @@ def print_table(console: Console, results: dict[str, list[Outcome]]) -> None:
     table.add_column("cases")
     for tool in results:
         table.add_column(f"{tool}\nexact", justify="right")
-        table.add_column(f"{tool}\nP / R", justify="right")
+        table.add_column(f"{tool}\nprecision / recall", justify="right")
     for label, core_only in (("core", True), ("all", False)):
         per_tool = {tool: tally(outs, core_only) for tool, outs in results.items()}
         origins = sorted({o for t in per_tool.values() for o in t})
@@ -533,7 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.case:
         cases = [c for c in cases if c.id in set(args.case)]
     tools = list(TOOLS) if args.tool == "both" else [args.tool]
-    console = Console()
+    console = Console(width=max(Console().width, 140))
     results: dict[str, list[Outcome]] = {}
     for tool in tools:
         start = time.perf_counter()

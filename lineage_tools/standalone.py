@@ -314,18 +314,16 @@ def analyze_text(
             raise UserError(_where(path, line, err) + f": cannot parse SQL: {err}") from err
         kind = statement_kind(statement)
         if not _traceable(statement):
-            log.info("%s:%d: skipping %s statement (no column lineage)", path, line,
+            log.debug("%s:%d: skipping %s statement (no column lineage)", path, line,
                      kind.upper())
             skipped.append((index, line, kind))
             continue
-        try:
-            lineage = analyze(text, dialect=dialect, catalog=catalog, time_budget=time_budget)
-        except SqlError as err:
-            if kind in ("update", "merge"):
-                log.info("%s:%d: %s not traced: %s", path, line, kind.upper(), err)
-                skipped.append((index, line, kind))
-                continue
-            raise UserError(_where(path, line, err) + f": cannot analyse SQL: {err}") from err
+        lineage = analyze(text, dialect=dialect, catalog=catalog, time_budget=time_budget)
+        if kind in ("update", "merge") and lineage.status is r.Status.FAILED:
+            log.debug("%s:%d: %s not traced: %s", path, line, kind.upper(),
+                     "; ".join(x.message for x in lineage.reasons))
+            skipped.append((index, line, kind))
+            continue
         lineage = _shift_lines(lineage, line - 1)
         if view_lineage:
             lineage = compose(lineage, view_lineage, dialect)
@@ -407,10 +405,10 @@ def _analyze_views(
     for _ in range(len(names) + 1):
         changed = False
         for name, sql in names.items():
-            try:
-                lin = analyze(sql, dialect=dialect, catalog=catalog)
-            except SqlError as err:
-                raise UserError(f"{path}: view {name}: cannot analyse SQL: {err}") from err
+            lin = analyze(sql, dialect=dialect, catalog=catalog)
+            if lin.status is r.Status.FAILED:
+                raise UserError(f"{path}: view {name}: cannot analyse SQL: "
+                                + "; ".join(x.message for x in lin.reasons))
             previous = done.get(name)
             done[name] = lin
             if lin.columns and (previous is None or previous.columns != lin.columns):

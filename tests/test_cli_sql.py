@@ -154,8 +154,9 @@ def test_stdin_and_text_format(tmp_path: Path) -> None:
 def test_dialect_option_changes_parsing(tmp_path: Path) -> None:
     path = sql_file(tmp_path, "select `Order Id` as order_id from `proj.ds.orders`")
     data = run_json(str(path), "--dialect", "bigquery")
-    assert {(e["target_column"], e["source_column"]) for e in data["edges"]} == {
-        ("order_id", "Order Id")}
+    # BigQuery: backticks quote a whole dotted path; column names are case-insensitive
+    assert {(e["target_column"], e["source_table"], e["source_column"]) for e in data["edges"]} == {
+        ("order_id", "proj.ds.orders", "order id")}
 
 
 def test_output_file_is_written(tmp_path: Path) -> None:
