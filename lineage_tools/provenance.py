@@ -308,7 +308,7 @@ def load_graph(env: Env) -> LineageGraph:
     problem = manifest_problem(cfg, manifest)
     if problem:
         log.warning("lineage-tools: %s; compiling with dbt (dbt compile)", problem)
-        if wh.run_dbt(env.dbt, ["compile", "--quiet"]) != 0:
+        if wh.run_dbt(env.dbt, ["compile", "--quiet", "--exclude", "resource_type:test"]) != 0:
             raise ManifestError(f"{cfg.manifest_path}: dbt compile failed (see the log above)")
     return build_graph(load_project(env.project_dir, env.profiles_dir, env.target))
 

@@ -1,0 +1,123 @@
+"""`lineage-tools check`: contract rules 3 and 4 on deliberately broken copies of models.
+
+The broken models live in tests/fixtures/broken_models/; each header comment says what is
+wrong. They are dropped into a copy of the pipeline, which is compiled once by the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import copy_project, run_cli
+
+FIXTURES = Path(__file__).parent / "fixtures" / "broken_models"
+
+# (model, column, rule, root, line in the model file): exactly what each broken model gives.
+EXPECTED = {
+    ("broken_join_drops_label", "is_job_seeker", "3", "raw_job_search_labels", 18),
+    ("broken_agg_no_collect", "account_id", "3", "raw_job_search_labels", 12),
+    ("broken_literal_source_id", "label_source_id", "4", None, 14),
+    ("broken_hashed_source_id", "source_id", "4", "raw_users_web", 14),
+    ("broken_registry_source_id", "registry_source_id", "4", None, 18),
+}
+
+
+@pytest.fixture(scope="module")
+def broken_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = copy_project(tmp_path_factory.mktemp("broken") / "pipeline")
+    dest = project / "models" / "broken"
+    dest.mkdir()
+    for f in FIXTURES.glob("*.sql"):
+        shutil.copy2(f, dest / f.name)
+    return project
+
+
+@pytest.fixture(scope="module")
+def broken_json(broken_project: Path) -> dict:
+    proc = run_cli("check", "--format", "json", "--project-dir", str(broken_project), cwd=broken_project)
+    assert proc.returncode == 1, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.dbt
+def test_each_broken_model_gives_exactly_its_finding(broken_json: dict) -> None:
+    got = {(f["model"], f["column"], f["rule"], f["root"], f["line"]) for f in broken_json["findings"]}
+    assert got == EXPECTED
+    assert len(broken_json["findings"]) == len(EXPECTED)
+    assert all(f["severity"] == "error" for f in broken_json["findings"])
+    assert all(f["path"] == f"models/broken/{f['model']}.sql" for f in broken_json["findings"])
+
+
+@pytest.mark.dbt
+def test_clean_model_and_pipeline_models_give_no_finding(broken_json: dict) -> None:
+    models = {f["model"] for f in broken_json["findings"]}
+    assert models == {m for m, *_ in EXPECTED}
+    # 19 pipeline models + 6 fixtures, all checked
+    assert broken_json["models_checked"] >= len(list(FIXTURES.glob("*.sql")))
+
+
+@pytest.mark.dbt
+def test_json_shape(broken_json: dict) -> None:
+    assert set(broken_json) == {"models_checked", "findings"}
+    for f in broken_json["findings"]:
+        assert {"model", "column", "rule", "root", "message", "severity"} <= set(f)
+
+
+@pytest.mark.dbt
+def test_messages_name_what_is_lost(broken_json: dict) -> None:
+    by_model = {f["model"]: f["message"] for f in broken_json["findings"]}
+    assert "is_job_seeker" in by_model["broken_join_drops_label"]
+    assert "raw_job_search_labels" in by_model["broken_join_drops_label"]
+    assert "masking" in by_model["broken_hashed_source_id"]
+    assert "literal" in by_model["broken_literal_source_id"]
+    assert "registry" in by_model["broken_registry_source_id"]
+
+
+@pytest.mark.dbt
+def test_select_limits_the_check(broken_project: Path, broken_json: dict) -> None:
+    proc = run_cli("check", "--select", "clean_join_keeps_both", "--project-dir", str(broken_project),
+                   cwd=broken_project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 model checked: no findings" in proc.stdout
+    proc = run_cli("check", "--select", "broken_join_drops_label", "--format", "json",
+                   "--project-dir", str(broken_project), cwd=broken_project)
+    assert proc.returncode == 1
+    data = json.loads(proc.stdout)
+    assert data["models_checked"] == 1
+    assert [(f["model"], f["rule"]) for f in data["findings"]] == [("broken_join_drops_label", "3")]
+
+
+@pytest.mark.dbt
+def test_github_annotations(broken_project: Path, broken_json: dict) -> None:
+    proc = run_cli("check", "--format", "github", "--project-dir", str(broken_project), cwd=broken_project)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("::")]
+    assert len(lines) == len(EXPECTED)
+    assert "::error file=models/broken/broken_join_drops_label.sql,line=18,title=" in proc.stdout
+    for line in lines:
+        head, _, message = line[2:].partition("::")
+        assert head.startswith("error file=models/broken/")
+        assert message and "\n" not in message
+
+
+@pytest.mark.dbt
+def test_pipeline_passes_check(compiled_pipeline: Path) -> None:
+    """The contract holds on the whole pipeline: CI runs this check (make check)."""
+    proc = run_cli("check", "--format", "json", "--project-dir", str(compiled_pipeline), cwd=compiled_pipeline)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["findings"] == []
+    assert data["models_checked"] > 0
+
+
+@pytest.mark.dbt
+def test_check_unknown_select_is_bad_input(compiled_pipeline: Path) -> None:
+    proc = run_cli("check", "--select", "no_such_model", "--project-dir", str(compiled_pipeline),
+                   cwd=compiled_pipeline)
+    assert proc.returncode == 2
+    assert "no_such_model" in proc.stderr
+    assert "Traceback" not in proc.stderr
