@@ -54,6 +54,7 @@ NOUNS = ("users", "events", "labels", "scores", "sessions", "profiles", "jobs", 
 KINDS = ("star", "transform", "join_on", "join_using", "multi_join", "union", "aggregate",
          "window", "semi_filter", "scalar_filter")
 KIND_WEIGHTS = (12, 18, 14, 9, 5, 7, 12, 9, 8, 6)
+GENERATOR_VERSION = 2  # bump when the output changes: ensure_project regenerates
 MAX_PROVENANCE = 3  # more provenance columns than this are merged into one `source_ids`
 
 
@@ -337,7 +338,9 @@ class Generator:
         if len(prov) <= MAX_PROVENANCE:
             taken = set()
             for i, (a, c) in enumerate(prov):
-                out = c.name if c.name not in taken else f"{a}_{c.name}"
+                out, k = c.name, 1
+                while out in taken:
+                    out, k = f"{a}{k if k > 1 else ''}_{c.name}", k + 1
                 taken.add(out)
                 items.append(f"{a}.{c.name}" + ("" if out == c.name else f" as {out}"))
                 cols.append(Col(out, c.type, c.prov))
@@ -655,6 +658,7 @@ def generate(n_models: int, out: Path, seed: int = 7, threads: int = 2,
         "models": len(gen.sql),
         "seeds": len(gen.layers[0]),
         "seed": seed,
+        "generator_version": GENERATOR_VERSION,
         "dag_depth": dag_depth(gen),
         "columns_min": min(widths),
         "columns_max": max(widths),
@@ -685,3 +689,16 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def ensure_project(n_models: int, workdir: Path, seed: int = 7, threads: int = 2) -> tuple[Path, dict]:
+    """The compiled synthetic project of `n_models` under `workdir`, generated only when missing
+    (or generated with other parameters); returns its folder and meta."""
+    out = Path(workdir) / f"p{n_models}_s{seed}"
+    meta_path = out / "synthetic_meta.json"
+    if meta_path.exists() and (out / "target" / "manifest.json").exists():
+        meta = json.loads(meta_path.read_text())
+        if (meta.get("models"), meta.get("seed"), meta.get("generator_version")) == (
+                n_models, seed, GENERATOR_VERSION):
+            return out, meta
+    return out, generate(n_models, out, seed, threads)
