@@ -8,12 +8,12 @@
 #}
 {% macro raw(name) -%}
   {%- if not modules.re.fullmatch('[a-z][a-z0-9_]*', name) -%}
-    {{ exceptions.raise_compiler_error('raw(): not a relation name: ' ~ (name | tojson)) }}
+    {{ exceptions.raise_compiler_error('raw(): not a relation name: ' ~ provenance_pipeline.show_value(name)) }}
   {%- endif -%}
   {%- set data_dir = var('raw_data_dir', '') -%}
   {%- if data_dir -%}
     {%- if "'" in data_dir or '\\' in data_dir -%}
-      {{ exceptions.raise_compiler_error('raw_data_dir: quotes and backslashes are not allowed in the path ' ~ (data_dir | tojson)) }}
+      {{ exceptions.raise_compiler_error('raw_data_dir: quotes and backslashes are not allowed in the path ' ~ provenance_pipeline.show_value(data_dir)) }}
     {%- endif -%}
     {{ return(source('raw', 'raw_' ~ name)) }}
   {%- else -%}

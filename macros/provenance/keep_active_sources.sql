@@ -41,7 +41,7 @@
 {% macro check_source_id_syntax(value, what='excluded_sources') -%}
   {%- if value is not string or not modules.re.fullmatch('[a-z][a-z0-9_]*', value) -%}
     {{ exceptions.raise_compiler_error(
-        what ~ ': ' ~ (value | tojson) ~ ' is not a valid source id'
+        what ~ ': ' ~ provenance_pipeline.show_value(value) ~ ' is not a valid source id'
         ~ ' (expected lower-case letters, digits and _, starting with a letter)') }}
   {%- endif -%}
 {%- endmacro %}
@@ -61,7 +61,7 @@
     {%- set items = [] -%}
     {%- for part in value.split(',') if part.strip() -%}{%- do items.append(part.strip()) -%}{%- endfor -%}
   {%- elif value is mapping or value is not iterable -%}
-    {{ exceptions.raise_compiler_error('excluded_sources: expected a list of source ids, got ' ~ (value | tojson)) }}
+    {{ exceptions.raise_compiler_error('excluded_sources: expected a list of source ids, got ' ~ provenance_pipeline.show_value(value)) }}
   {%- else -%}
     {%- set items = value | list -%}
   {%- endif -%}
@@ -73,17 +73,27 @@
     {%- set found = adapter.get_relation(database=registry.database, schema=registry.schema, identifier=registry.identifier) -%}
     {%- if found is none -%}
       {{ exceptions.raise_compiler_error(
-          'excluded_sources: cannot check ' ~ (items | tojson) ~ ' against the registry:'
+          'excluded_sources: cannot check ' ~ (items | join(', ')) ~ ' against the registry:'
           ~ ' the seed data_sources is not loaded (run `dbt seed --select data_sources` first)') }}
     {%- endif -%}
     {%- set registered = run_query('select source_id from ' ~ found).columns[0].values() | list -%}
     {%- for item in items -%}
       {%- if item not in registered -%}
         {{ exceptions.raise_compiler_error(
-            'excluded_sources: unknown source id ' ~ (item | tojson)
+            'excluded_sources: unknown source id ' ~ provenance_pipeline.show_value(item)
             ~ ' (not in the registry seed data_sources; registered: ' ~ (registered | sort | join(', ')) ~ ')') }}
       {%- endif -%}
     {%- endfor -%}
   {%- endif -%}
   {{ return(items) }}
+{%- endmacro %}
+
+
+{# show_value(value): a var's value for an error message: strings in double quotes, verbatim. #}
+{% macro show_value(value) -%}
+  {%- if value is string -%}
+    {{ return('"' ~ value ~ '"') }}
+  {%- else -%}
+    {{ return(value | string) }}
+  {%- endif -%}
 {%- endmacro %}

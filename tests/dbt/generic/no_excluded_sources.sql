@@ -6,16 +6,20 @@
 #}
 {% test no_excluded_sources(model, column_name) %}
 {%- set excluded = provenance_pipeline.excluded_source_ids(check_registered=false) -%}
-{%- set is_list = false -%}
+{#- Before the model is built (`dbt compile` without a warehouse) the name decides: the
+    contract's list columns are named `source_ids` / `<role>_source_ids`. -#}
+{%- set is_list = (column_name | lower).endswith('source_ids') -%}
 {%- if execute -%}
+  {%- set columns = adapter.get_columns_in_relation(model) -%}
   {%- set found = [] -%}
-  {%- for column in adapter.get_columns_in_relation(model) if column.name | lower == column_name | lower -%}
+  {%- for column in columns if column.name | lower == column_name | lower -%}
     {%- do found.append(column) -%}
   {%- endfor -%}
-  {%- if not found -%}
-    {{ exceptions.raise_compiler_error('no_excluded_sources: ' ~ model ~ ' has no column ' ~ (column_name | tojson)) }}
+  {%- if columns and not found -%}
+    {{ exceptions.raise_compiler_error('no_excluded_sources: ' ~ model ~ ' has no column "' ~ column_name ~ '"') }}
+  {%- elif found -%}
+    {%- set is_list = provenance_pipeline.is_source_list_type(found[0].data_type) -%}
   {%- endif -%}
-  {%- set is_list = provenance_pipeline.is_source_list_type(found[0].data_type) -%}
 {%- endif %}
 
 with
