@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from .errors import ManifestError
 from .records import ColumnRef, Finding, ModelLineage, Node, ProjectLineage, Status, Subtype
 
 log = logging.getLogger(__name__)
@@ -106,8 +108,11 @@ def display_name(node: Node) -> str:
 
 
 def _edge_map(ml: ModelLineage) -> dict[EdgeKey, frozenset[Subtype]]:
+    """(target, input) -> subtypes; edges of an incremental run only are left out (full refresh)."""
     out: dict[EdgeKey, set[Subtype]] = defaultdict(set)
     for e in ml.lineage.edges:
+        if e.incremental_only:
+            continue
         out[(e.target, e.source)].add(e.subtype)
     return {k: frozenset(v) for k, v in out.items()}
 
@@ -182,6 +187,8 @@ def consumers(project: ProjectLineage) -> dict[ColumnRef, set[ColumnRef]]:
     for ml in project.models:
         uid = ml.node.unique_id
         for e in ml.lineage.edges:
+            if e.incremental_only:
+                continue
             if e.target is None:
                 out[e.source].update(ColumnRef(uid, c) for c in ml.lineage.columns)
             else:
@@ -262,3 +269,61 @@ def diff_lineage(
 def has_changes(d: LineageDiff) -> bool:
     """Anything at all changed (lineage or findings): `--fail-on any-change`."""
     return not d.is_empty
+
+
+# ---------------------------------------------------------------------------------------------
+# The base version: a manifest from another checkout (or a CI artifact)
+
+
+def manifest_file(path: Path) -> Path:
+    """`path` is a manifest or a dbt target folder holding one; else `ManifestError`."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        found = path / "manifest.json"
+        if not found.is_file():
+            raise ManifestError(f"{path}: no manifest.json in this folder (give the base's target/ folder or its manifest)")
+        return found
+    if not path.exists():
+        raise ManifestError(f"{path}: no such file or folder (give the base's target/ folder or its manifest)")
+    return path
+
+
+def load_base(
+    path: Path, fallback_project_dir: Path, *, progress: Callable[[Node], None] | None = None
+) -> ProjectLineage:
+    """Lineage of the base version from its manifest alone (no dbt run, no compile).
+
+    Seeds' columns come from their CSV headers: in the base checkout when the manifest sits in
+    ``<checkout>/target/``, else in `fallback_project_dir` (the head).
+    """
+    from . import project as prj
+
+    mpath = manifest_file(path)
+    manifest = prj.read_manifest(mpath)
+    uncompiled = [
+        n["unique_id"] for n in manifest.get("nodes", {}).values()
+        if n.get("resource_type") in ("model", "snapshot") and n.get("language", "sql") == "sql"
+        and (n.get("config") or {}).get("enabled", True) and not n.get("compiled_code")
+    ]
+    if uncompiled:
+        raise ManifestError(
+            f"{mpath}: no compiled SQL for {len(uncompiled)} node(s), e.g. {uncompiled[0]} "
+            "(run `dbt compile` in the base checkout)"
+        )
+    adapter = manifest["metadata"].get("adapter_type")
+    if not adapter:
+        raise ManifestError(f"{mpath}: no adapter_type in metadata")
+    dialect = prj.dialect_for_adapter(adapter)
+    checkout = mpath.resolve().parent.parent
+    project_dir = checkout if (checkout / "dbt_project.yml").is_file() else Path(fallback_project_dir).resolve()
+    catalog_json = prj.read_catalog_json(mpath.parent / "catalog.json")
+    nodes = prj.nodes_in_dag_order(manifest, dialect, project_dir, catalog_json)
+    return prj.analyze_project(
+        nodes,
+        project_name=manifest["metadata"].get("project_name") or project_dir.name,
+        adapter_type=adapter,
+        dialect=dialect,
+        catalog_json=catalog_json,
+        manifest_path=str(mpath),
+        progress=progress,
+    )

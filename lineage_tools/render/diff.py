@@ -57,6 +57,10 @@ def column_sentence(d: LineageDiff, c: ColumnChange, q: Quote) -> str:
         return f"{col} is new: {describe_inputs(d, c.after, q)}"
     if c.kind == REMOVED:
         return f"{col} was removed (was {describe_inputs(d, c.before, q)})"
+    if not c.before:
+        return f"{col} had no input column, is now {describe_inputs(d, c.after, q)}"
+    if not c.after:
+        return f"{col} was {describe_inputs(d, c.before, q)}, now has no input column"
     return f"{col} was {describe_inputs(d, c.before, q)}, is now {describe_inputs(d, c.after, q)}"
 
 
@@ -110,7 +114,7 @@ def summary_line(d: LineageDiff) -> str:
         return "No lineage change."
     return (
         f"{mdtext.plural(c['models_changed'], 'node')} changed: "
-        f"{c['columns_added']} columns added, {c['columns_removed']} removed; "
+        f"{mdtext.plural(c['columns_added'], 'column')} added, {c['columns_removed']} removed; "
         f"edges {c['edges_added']} added, {c['edges_removed']} removed, {c['edges_changed']} changed type; "
         f"{mdtext.plural(c['downstream_columns'], 'downstream column')} reached; "
         f"findings {c['findings_added']} new, {c['findings_removed']} resolved."

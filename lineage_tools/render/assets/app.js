@@ -43,7 +43,7 @@
     (n.depends_on || []).forEach(function (p) { if (byId.has(p)) push(children, p, n.id); });
   });
   var findingsOf = new Map();
-  (DATA.findings || []).forEach(function (f, i) { f._i = i; push(findingsOf, f.model, f); });
+  (DATA.findings || []).forEach(function (f, i) { f._i = i; f.node = f.node || f.model; push(findingsOf, f.node, f); });
 
   // depth (layer) by longest path from the roots, when the report did not give one
   var depthMemo = new Map();
@@ -68,7 +68,7 @@
       if (parts[1] !== '') targets.push(key(parts[0], null));
       targets.forEach(function (t) {
         (inEdges.get(t) || []).forEach(function (e) {
-          if (e.source.node === parts[0]) return;
+          if (e.source.node === parts[0] || (directOnly.checked && e.type !== 'DIRECT')) return;
           used.add(e._i);
           var s = key(e.source.node, e.source.column);
           if (!seen.has(s)) { seen.add(s); stack.push(s); }
@@ -83,7 +83,7 @@
     while (stack.length) {
       var cur = stack.pop(), parts = splitKey(cur);
       (outEdges.get(cur) || []).forEach(function (e) {
-        if (e.target.node === parts[0]) return;
+        if (e.target.node === parts[0] || (directOnly.checked && e.type !== 'DIRECT')) return;
         used.add(e._i);
         var targets = e.target.column == null ? columnsOf(e.target.node) : [e.target.column];
         targets.forEach(function (c) {
@@ -100,6 +100,7 @@
   var state = { kind: null, id: null, col: null, source: null, expanded: new Set(), zoom: 1 };
   var hl = { nodes: new Set(), cols: new Set(), edges: new Set(), models: new Set() };
   var pathOnly = document.getElementById('path-only');
+  var directOnly = document.getElementById('direct-only');
   pathOnly.checked = nodes.length > BIG;
 
   function computeHighlight() {
@@ -259,6 +260,15 @@
     draw();
     details();
     writeHash();
+    reveal();
+  }
+  function reveal() {
+    // bring the selected node (or the first node on the path) into view
+    var target = state.id ? document.querySelector('g.node.selected') : document.querySelector('g.node.hl');
+    if (!target || !target.getBoundingClientRect) return;
+    var canvas = document.getElementById('canvas'), box = target.getBoundingClientRect(), frame = canvas.getBoundingClientRect();
+    if (box.right > frame.right || box.left < frame.left) canvas.scrollLeft += box.left - frame.left - 40;
+    if (box.top < frame.top || box.bottom > frame.bottom) canvas.scrollTop += box.top - frame.top - 40;
   }
   function writeHash() {
     var h = '';
@@ -450,8 +460,8 @@
     d.appendChild(el('code', null, f.rule));
     if (withModel) {
       d.appendChild(document.createTextNode(' in '));
-      d.appendChild(linkTo(label(f.model) + (f.column ? '.' + f.column : ''), function () {
-        if (f.column && byId.has(f.model)) selectColumn(f.model, f.column); else if (byId.has(f.model)) selectModel(f.model);
+      d.appendChild(linkTo(label(f.node) + (f.column ? '.' + f.column : ''), function () {
+        if (f.column && byId.has(f.node)) selectColumn(f.node, f.column); else if (byId.has(f.node)) selectModel(f.node);
       }));
     } else if (f.column) {
       d.appendChild(document.createTextNode(' on '));
@@ -461,6 +471,7 @@
     return d;
   }
   function table(head, rows) {
+    if (!rows.length) return el('div', { 'class': 'hint' }, 'none');
     var t = el('table'), tr = el('tr');
     head.forEach(function (h) { tr.appendChild(el('th', null, h)); });
     t.appendChild(tr);
@@ -566,6 +577,7 @@
     if (ev.key === 'Enter') { var first = document.querySelector('#results .result'); if (first) first.click(); }
   });
   pathOnly.addEventListener('change', draw);
+  directOnly.addEventListener('change', function () { update(); });
   document.getElementById('clear').addEventListener('click', clearSelection);
   document.getElementById('zoom-in').addEventListener('click', function () { state.zoom = Math.min(3, state.zoom * 1.25); draw(); });
   document.getElementById('zoom-out').addEventListener('click', function () { state.zoom = Math.max(0.2, state.zoom / 1.25); draw(); });
