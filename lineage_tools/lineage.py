@@ -66,6 +66,8 @@ _HASH_NAMES = frozenset(
         "murmurhash3", "murmur3", "farm_fingerprint", "crc32", "fnv_hash", "hash_md5",
     }
 )
+# Table functions that generate rows from their arguments only (no data read).
+_GENERATORS = frozenset({"range", "generate_series", "generate_date_array", "sequence", "unnest"})
 # Nodes that never carry a column.
 _LEAVES = (exp.Literal, exp.Null, exp.Boolean, exp.Star, exp.Identifier, exp.DataType,
            exp.Placeholder, exp.Var)
@@ -219,10 +221,14 @@ class _Walker:
         name: str | None
         if not table.name or isinstance(table.this, exp.Func):
             name = None
-            self.reason(ReasonCode.UNSUPPORTED, f"table function {table.this.sql(self.dialect)}"
-                        " has no lineage", _line(table))
+            func = table.this
+            func_name = (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
+            if func_name not in _GENERATORS:
+                self.reason(ReasonCode.UNSUPPORTED, f"table function {func.sql(self.dialect)} "
+                            "reads data the catalog does not describe", _line(table))
         else:
-            parts = relation_parts(table, self.dialect)
+            # qualify() already normalized the identifiers
+            parts = tuple(part.name for part in table.parts)
             name = self.catalog.resolve(parts)
             if name is None:
                 name = ".".join(parts)
@@ -1000,7 +1006,7 @@ def analyze(
         seen.add(name)
     reasons.extend(walker.reasons.values())
 
-    lines = _column_lines(selects, star_lines, len(names))
+    lines = _column_lines(selects, star_lines, len(names), walker)
     status = Status.PARTIAL if any(r.code in _PARTIAL_CODES for r in reasons) else Status.FULL
     return StatementLineage(
         columns=tuple(names),
@@ -1020,8 +1026,11 @@ def _edge_key(edge: ColumnEdge) -> tuple:
             edge.masking)
 
 
-def _column_lines(selects: list[exp.Expr], star_lines: list[int | None], count: int) -> list[int | None]:
-    """1-based line of each output column's expression; expanded stars take the star's line."""
+def _column_lines(selects: list[exp.Expr], star_lines: list[int | None], count: int,
+                  walker: _Walker | None = None) -> list[int | None]:
+    """1-based line of each output column's expression. A column expanded from a star has no
+    position of its own: it takes the line where its source CTE / derived table defines it,
+    else the star's line."""
     lines: list[int | None] = []
     star_line = next((line for line in star_lines if line is not None), None)
     last: int | None = None
@@ -1029,8 +1038,31 @@ def _column_lines(selects: list[exp.Expr], star_lines: list[int | None], count: 
         if isinstance(projection, exp.Star):
             continue
         line = _line(projection)
+        if line is None and walker is not None:
+            line = _definition_line(projection, walker)
         if line is None:
             line = star_line if star_line is not None else last
         lines.append(line)
         last = line if line is not None else last
     return (lines + [None] * count)[:count]
+
+
+def _definition_line(projection: exp.Expr, walker: _Walker, depth: int = 0) -> int | None:
+    """Line of the select item that defines a star-expanded column in an inner scope."""
+    column = projection.this if isinstance(projection, exp.Alias) else projection
+    if not isinstance(column, exp.Column) or depth > 50:
+        return None
+    select = projection.parent_select
+    scope = walker.by_expression.get(id(select)) if select is not None else None
+    source = scope.sources.get(column.table) if scope is not None else None
+    if not isinstance(source, Scope):
+        return None
+    query = source.expression
+    while isinstance(query, exp.SetOperation):
+        query = query.this
+    if not isinstance(query, exp.Select):
+        return None
+    for inner in query.selects:
+        if inner.alias_or_name == column.name:
+            return _line(inner) or _definition_line(inner, walker, depth + 1)
+    return None

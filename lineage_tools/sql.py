@@ -38,6 +38,8 @@ _PAD = "__lineage_tools_unnamed__"
 
 ColumnSpec = Sequence[str] | Mapping[str, str | None]
 
+_KNOWN_DIALECTS = frozenset(d.value for d in Dialects if d.value)
+
 
 def check_dialect(name: str) -> str:
     """Return `name` as a sqlglot dialect name; raise `DialectError` listing close names.
@@ -45,10 +47,10 @@ def check_dialect(name: str) -> str:
     >>> check_dialect("DuckDB")
     'duckdb'
     """
-    known = sorted(d.value for d in Dialects if d.value)
     key = (name or "").strip().lower()
-    if key in known:
+    if key in _KNOWN_DIALECTS:
         return key
+    known = sorted(_KNOWN_DIALECTS)
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
     hint = f" (did you mean: {', '.join(close)}?)" if close else f" (known: {', '.join(known)})"
     raise DialectError(f"unknown SQL dialect {name!r}{hint}")
@@ -97,13 +99,25 @@ def normalize_relation(name: str | exp.Table, dialect: str) -> str:
 
 
 def normalize_column(name: str, dialect: str) -> str:
-    """A column name normalized the way the dialect resolves an unquoted/quoted identifier.
+    """A catalog column name normalized as the dialect resolves it.
 
-    A plain string is normalized like an unquoted identifier, as sqlglot's
-    `MappingSchema(normalize=True)` does (DuckDB lowercases every name).
+    A plain name is treated like an unquoted identifier, as sqlglot's
+    `MappingSchema(normalize=True)` does (DuckDB lowercases every name); write it quoted in the
+    dialect's syntax (`'"Country"'`) to keep a case-sensitive name as it is.
+
+    >>> normalize_column("Country", "postgres"), normalize_column('"Country"', "postgres")
+    ('country', 'Country')
     """
     dia = _dialect(dialect)
-    return dia.normalize_identifier(exp.to_identifier(name)).name
+    ident: exp.Identifier | None = None
+    if name[:1] in dia.tokenizer_class.IDENTIFIERS:
+        try:
+            ident = exp.parse_identifier(name, dialect=dia)
+        except SqlglotError:
+            ident = None
+    if ident is None:
+        ident = exp.to_identifier(name)
+    return dia.normalize_identifier(ident).name
 
 
 class Catalog:
