@@ -435,12 +435,21 @@ def compose(
     the reader. `*` columns of a view stand for any of its columns (unexpanded star).
     """
     edges: list[r.ColumnEdge] = []
+    reasons = list(lineage.reasons)
+    status = lineage.status
+    used: set[str] = set()
     for edge in lineage.edges:
         view_name = _view_of(edge.source.relation, views)
         if view_name is None or view_name in seen:
             edges.append(edge)
             continue
         view = compose(views[view_name], views, dialect, seen | {view_name})
+        if view_name not in used:
+            used.add(view_name)
+            reasons += [dataclasses.replace(x, message=f"view {view_name}: {x.message}", line=None)
+                        for x in view.reasons]
+            if view.status is not r.Status.FULL and status is r.Status.FULL:
+                status = r.Status.PARTIAL
         inner = [e for e in view.edges if e.target == edge.source.column]
         if not inner and edge.source.column != "*":
             inner = [e for e in view.edges if e.target == "*"]
@@ -461,8 +470,26 @@ def compose(
             for e in view.edges
             if e.target is None
         )
+    # a view read only through its unexpanded star leaves no edge: still say so
+    for relation in _unknown_relations(lineage):
+        view_name = _view_of(relation, views)
+        if view_name is not None and view_name not in seen and view_name not in used:
+            view = views[view_name]
+            used.add(view_name)
+            reasons += [dataclasses.replace(x, message=f"view {view_name}: {x.message}", line=None)
+                        for x in view.reasons]
     unique = tuple(dict.fromkeys(edges))
-    return dataclasses.replace(lineage, edges=unique)
+    return dataclasses.replace(lineage, edges=unique, reasons=tuple(dict.fromkeys(reasons)),
+                               status=status)
+
+
+def _unknown_relations(lineage: r.StatementLineage) -> list[str]:
+    """Relations a lineage could not read columns from (named in its UNKNOWN_TABLE reasons)."""
+    out = []
+    for x in lineage.reasons:
+        if x.code is r.ReasonCode.UNKNOWN_TABLE and x.message.startswith("relation "):
+            out.append(x.message.split()[1])
+    return out
 
 
 def _view_of(relation: str, views: Mapping[str, r.StatementLineage]) -> str | None:
