@@ -170,6 +170,10 @@ def trace_command(
         bool, typer.Option("--direct-only", help="Follow DIRECT edges only (where values flow).")
     ] = False,
     depth: Annotated[Optional[int], typer.Option("--depth", help="Stop after this many hops.")] = None,
+    select: Annotated[
+        Optional[list[str]],
+        typer.Option("--select", "-s", help="Walk only through these nodes (dbt selection syntax, e.g. +fct_x)."),
+    ] = None,
     output: OutputFile = None,
     project_dir: ProjectDir = Path("."),
     profiles_dir: ProfilesDir = None,
@@ -184,6 +188,10 @@ def trace_command(
     col = graph.column(column)
     tree = graph.trace(col, downstream=downstream, kinds={EdgeType.DIRECT} if direct_only else None,
                        max_depth=depth)
+    if select:
+        from .selection import prune_trace, select as select_nodes
+
+        tree = prune_trace(tree, select_nodes(graph.project.nodes, " ".join(select)))
     if fmt == TraceFormat.json:
         text = render_trace.render_json(graph, tree, downstream=downstream)
     else:

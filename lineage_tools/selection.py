@@ -29,10 +29,14 @@ import fnmatch
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from .errors import UnknownNodeError, UserError
 from .records import Node
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .graph import TraceNode
 
 log = logging.getLogger(__name__)
 
@@ -216,3 +220,15 @@ def select_models(nodes: Sequence[Node], spec: str | None) -> frozenset[str] | N
         return None
     by_id = {n.unique_id: n for n in nodes}
     return frozenset(i for i in select(nodes, spec) if by_id[i].resource_type in ("model", "snapshot"))
+
+
+def prune_trace(tree: "TraceNode", keep: frozenset[str]) -> "TraceNode":
+    """A trace tree that only walks through the selected nodes: a step into a node outside
+    `keep` is kept as a leaf (so the edge still shows) but not followed further."""
+    def walk(node: "TraceNode", top: bool) -> "TraceNode":
+        if not top and node.column.relation not in keep:
+            return replace(node, steps=())
+        return replace(node, steps=tuple(replace(s, node=walk(s.node, False)) for s in node.steps))
+
+    return walk(tree, True)
+
