@@ -257,12 +257,12 @@ def manifest_problem(cfg: ProjectConfig, manifest: Mapping[str, Any] | None) -> 
     newest, which = newest_source_file(cfg)
     if newest > cfg.manifest_path.stat().st_mtime:
         return f"{which} is newer than {cfg.manifest_path}"
-    uncompiled = [n["unique_id"] for n in _sql_nodes(manifest) if not n.get("compiled_code")]
-    if uncompiled:
-        return f"{cfg.manifest_path} has no compiled SQL for {len(uncompiled)} node(s), e.g. {uncompiled[0]}"
     empty = [n["unique_id"] for n in _sql_nodes(manifest) if looks_empty_compiled(n.get("compiled_code"))]
     if empty:
         return f"{cfg.manifest_path} was written by `dbt build --empty` (e.g. {empty[0]})"
+    uncompiled = [n["unique_id"] for n in _sql_nodes(manifest) if not n.get("compiled_code")]
+    if uncompiled:
+        return f"{cfg.manifest_path} has no compiled SQL for {len(uncompiled)} node(s), e.g. {uncompiled[0]}"
     return None
 
 
@@ -286,7 +286,11 @@ def _invoke_dbt(args: list[str], manifest: Any = None, *, quiet: bool = False) -
         from dbt.cli.main import dbtRunner
     except ImportError as exc:  # pragma: no cover - dbt is a dependency
         raise ManifestError(f"dbt is not installed, cannot compile ({exc})") from exc
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull if quiet else sys.stderr):
+    project_dir = args[args.index("--project-dir") + 1]
+    # dbt resolves relative paths in profiles (e.g. a DuckDB file) against the working folder:
+    # run it from the project folder, as a user would.
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull if quiet else sys.stderr), \
+            contextlib.chdir(project_dir):
         return dbtRunner(manifest=manifest).invoke(args)
 
 
@@ -651,10 +655,11 @@ def analyze_node(
 
     def run(text: str) -> StatementLineage:
         try:
-            return engine.analyze(text, dialect=dialect, catalog=catalog, opaque_ctes=opaque_ctes,
-                                  time_budget=time_budget)
+            result = engine.analyze(text, dialect=dialect, catalog=catalog, opaque_ctes=opaque_ctes,
+                                    time_budget=time_budget)
         except SqlError as exc:
-            return _failed(node, ReasonCode.PARSE_ERROR, str(exc), exc.line)
+            result = _failed(node, ReasonCode.PARSE_ERROR, str(exc), exc.line)
+        return _map_edges(result, relation_ids)
 
     lineage = run(sql)
     if node.incremental_sql and node.incremental_sql != sql and lineage.status != Status.FAILED:
@@ -663,9 +668,7 @@ def analyze_node(
         lineage = _mark_incremental_only(lineage, run(node.incremental_sql))
     if node.resource_type == "snapshot":
         lineage = _snapshot_columns(lineage, node)
-    lineage = _map_lines(lineage, node, sql)
-    lineage = _map_edges(lineage, relation_ids)
-    return ModelLineage(node, lineage)
+    return ModelLineage(node, _map_lines(lineage, node, sql))
 
 
 # --------------------------------------------------------------------------------------------
