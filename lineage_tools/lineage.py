@@ -580,7 +580,10 @@ class _Walker:
                 push((node.expression, Subtype.CONDITIONAL, masking, False, bound))
                 continue
             if isinstance(node, exp.Order) and node is not root:
-                for child in _children(node):
+                # agg(x ORDER BY y): x is the value, y only orders it
+                if node.this is not None:
+                    push((node.this, kind, masking, False, bound))
+                for child in node.expressions:
                     push((child, Subtype.SORT if _is_direct(kind) else kind, masking, False, bound))
                 continue
             if isinstance(node, exp.AggFunc):

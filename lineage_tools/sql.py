@@ -163,6 +163,10 @@ class Catalog:
             self._rebuild()
         else:
             self._add_to_schema(parts, cols)
+            # sqlglot caches lookups by table; a short name may now resolve differently
+            cache = getattr(self._schema, "_find_cache", None)
+            if isinstance(cache, dict):
+                cache.clear()
 
     def _add_to_schema(self, parts: tuple[str, ...], cols: tuple[tuple[str, str | None], ...]) -> None:
         padded = (_PAD,) * (self._depth - len(parts)) + parts
