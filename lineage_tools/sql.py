@@ -258,6 +258,11 @@ def parse_statement(sql: str, dialect: str) -> exp.Expr:
         raise SqlError(message, _line_of(sql, context)) from err
     if not statements:
         raise SqlError("no SQL statement found", 1)
+    if len(statements) == 1 and isinstance(statements[0], exp.Command):
+        # sqlglot keeps what it cannot parse as an opaque command instead of failing
+        command = statements[0]
+        line = next((n.meta["line"] for n in command.walk() if n._meta and "line" in n.meta), 1)
+        raise SqlError(f"cannot parse {command.name.upper() or 'statement'} statement", line)
     if len(statements) > 1:
         second = statements[1]
         line = next((n.meta["line"] for n in second.walk() if n.meta.get("line")), None)
