@@ -578,7 +578,8 @@ def print_failures(console: Console, tool: str, outcomes: Sequence[Outcome]) -> 
             groups[cause_of(o)].append(o)
     console.print(f"\n[bold]{tool}: {sum(map(len, groups.values()))} failing cases[/bold]")
     for cause, outs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-        console.print(f"\n[bold yellow]{cause}[/bold yellow] ({len(outs)})")
+        core = sum(o.case.core for o in outs)
+        console.print(f"\n[bold yellow]{cause}[/bold yellow] ({len(outs)}, core {core})")
         for o in outs:
             c = o.case
             flag = "" if c.core else " (not core)"

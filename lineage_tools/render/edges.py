@@ -102,17 +102,22 @@ def render_text(result: SqlFileLineage) -> str:
         if lin.target:
             header += f" {lin.target}"
         lines.append(f"{header}  [{lin.status.value}]")
-        rows = []
-        for e in by_statement.get(st.index, []):
+        edges = by_statement.get(st.index, [])
+        fed = {e.target for e in edges}
+        keyed = []
+        for e in edges:
             left = f"{target}.{e.target}" if e.target is not None else f"{target}.(all rows)"
             kind = f"{e.type.value} {e.subtype.value}" + (" masking" if e.masking else "")
-            rows.append((left, e.source.qualified, kind))
+            keyed.append((_edge_key(st, e)[1:3], (left, e.source.qualified, kind)))
+        keyed += [((False, i), (f"{target}.{c}", "(no input column)", ""))
+                  for i, c in enumerate(lin.columns) if c not in fed]
+        rows = [row for _, row in sorted(keyed, key=lambda kr: kr[0])]
         if rows:
             w1 = max(len(a) for a, _, _ in rows)
             w2 = max(len(b) for _, b, _ in rows)
-            lines += [f"{a.ljust(w1)}  <-  {b.ljust(w2)}  {c}" for a, b, c in rows]
+            lines += [f"{a.ljust(w1)}  <-  {b.ljust(w2)}  {c}".rstrip() for a, b, c in rows]
         else:
-            lines.append("(no input columns)")
+            lines.append("(no output columns known)")
         for x in lin.reasons:
             where = f" (line {x.line})" if x.line else ""
             lines.append(f"! {x.code.value}: {x.message}{where}")
