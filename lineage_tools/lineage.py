@@ -150,9 +150,6 @@ class _Col:
         return set(self.direct) | {ref for ref, _ in self.indirect}
 
 
-_EMPTY_COL = _Col()
-
-
 @dataclass
 class _ScopeLineage:
     """What a scope gives the scopes that read it."""
@@ -200,6 +197,7 @@ class _Walker:
         self.active: set[int] = set()
         self.relations: dict[int, str | None] = {}
         self.catalog_columns: dict[str, frozenset[str] | None] = {}
+        self.catalog_parts: dict[str, tuple[str, ...]] = {}
         traversed = list(root.traverse())
         self.traversed = {id(s) for s in traversed}
         self.by_expression = {id(s.expression): s for s in traversed}
@@ -230,7 +228,9 @@ class _Walker:
             # qualify() already normalized the identifiers
             parts = tuple(part.name for part in table.parts)
             name = self.catalog.resolve(parts)
-            if name is None:
+            if name is not None:
+                self.catalog_parts[name] = parts
+            else:
                 name = ".".join(parts)
                 self.reason(ReasonCode.UNKNOWN_TABLE, f"relation {name} is not in the catalog",
                             _line(table))
@@ -238,8 +238,9 @@ class _Walker:
         return name
 
     def known_columns(self, relation: str) -> frozenset[str] | None:
+        """The catalog's columns of a relation named by `relation()`; None when unknown."""
         if relation not in self.catalog_columns:
-            cols = self.catalog.columns(relation.split(".")) if relation else None
+            cols = self.catalog.columns(self.catalog_parts.get(relation, (relation,)))
             self.catalog_columns[relation] = frozenset(cols) if cols is not None else None
         return self.catalog_columns[relation]
 
