@@ -360,6 +360,13 @@ class _Walker:
                             f"cannot expand {projection.sql(self.dialect)}: columns unknown",
                             _line(projection))
                 continue
+            columns_expr = projection.find(exp.Columns) if hasattr(exp, "Columns") else None
+            if columns_expr is not None:
+                # DuckDB COLUMNS(...) selects columns by pattern at run time
+                star = True
+                self.reason(ReasonCode.UNSUPPORTED, f"{columns_expr.sql(self.dialect)} picks "
+                            "columns at run time: not traced", _line(projection))
+                continue
             col = _Col()
             self.walk(projection, Subtype.IDENTITY, False, col, st, field_level=True)
             names.append(projection.alias_or_name)
@@ -399,7 +406,10 @@ class _Walker:
                 self.clause(on, Subtype.GROUP_BY, st)
         sort_state = _State(scope, st.subqueries, aliases=st.aliases)
         order = sel.args.get("order")
-        if order is not None:
+        if order is not None and _orders_by_all(order):
+            for col in cols:  # ORDER BY ALL: every output column, left to right
+                sort_state.dataset |= {(ref, Subtype.SORT) for ref in col.refs()}
+        elif order is not None:
             self.clause(order, Subtype.SORT, sort_state)
         sort = {ref for ref, _ in sort_state.dataset}
         st.rows |= sort_state.rows
@@ -790,6 +800,11 @@ def _is_using_key(node: exp.Coalesce) -> bool:
     return len(args) > 1 and all(
         isinstance(a, exp.Column) and a.name == args[0].name for a in args
     )
+
+
+def _orders_by_all(order: exp.Order) -> bool:
+    keys = order.expressions
+    return len(keys) == 1 and isinstance(keys[0].this, exp.Var) and keys[0].this.name.upper() == "ALL"
 
 
 def _has_aggregate(node: exp.Expr) -> bool:
