@@ -148,8 +148,8 @@ def schema_from_mapping(data: object, source: str = "schema") -> dict[str, Colum
                                     f"strings (got {bad!r})" if value else
                                     f"schema {source}: key {name!r}: empty column list")
                 out[name] = tuple((c, None) for c in value)
-            elif isinstance(value, Mapping) and value and all(
-                isinstance(v, Mapping) for v in value.values()
+            elif isinstance(value, Mapping) and any(
+                isinstance(v, (Mapping, list)) for v in value.values()
             ):
                 if name.count(".") >= 2:
                     raise UserError(f"schema {source}: key {name!r}: nested deeper than "
@@ -293,14 +293,17 @@ def analyze_text(
     views: Mapping[str, str] | None = None,
     path: str = "<sql>",
     time_budget: float | None = None,
+    schema_source: str = "schema",
 ) -> SqlFileLineage:
     """Lineage of every query-producing statement in `sql` (see the module docstring).
+
+    `schema_source` names the schema in error messages (its file, when read from one).
 
     Raises `DialectError` for an unknown dialect and `UserError` naming `path` and the line when
     a statement cannot be parsed or when the text holds no statement that can be traced.
     """
     dialect = check_dialect(dialect)
-    catalog = _catalog(dialect, schema or {}, path)
+    catalog = _catalog(dialect, schema or {}, schema_source)
     view_lineage = _analyze_views(views or {}, dialect, catalog, path)
     pieces = split_statements(sql)
     if not pieces:
@@ -350,7 +353,8 @@ def analyze_file(
     schema = load_schema(schema_path) if schema_path is not None else None
     sql = read_sql(path)
     name = "<stdin>" if str(path) == "-" else str(path)
-    return analyze_text(sql, dialect=dialect, schema=schema, path=name, time_budget=time_budget)
+    return analyze_text(sql, dialect=dialect, schema=schema, path=name, time_budget=time_budget,
+                        schema_source=str(schema_path))
 
 
 def _where(path: str, line: int, err: SqlError) -> str:
@@ -358,7 +362,7 @@ def _where(path: str, line: int, err: SqlError) -> str:
     return f"{path}:{at}"
 
 
-def _catalog(dialect: str, schema: Mapping, path: str) -> Catalog:
+def _catalog(dialect: str, schema: Mapping, source: str) -> Catalog:
     tables: dict[str, Mapping[str, str | None] | list[str]] = {}
     for name, cols in schema.items():
         if isinstance(cols, Mapping):
@@ -370,7 +374,7 @@ def _catalog(dialect: str, schema: Mapping, path: str) -> Catalog:
     try:
         return Catalog(dialect, tables)
     except LineageToolsError as err:
-        raise UserError(f"schema {path}: {err}") from err
+        raise UserError(f"schema {source}: {err}") from err
 
 
 def _shift_lines(lineage: r.StatementLineage, offset: int) -> r.StatementLineage:

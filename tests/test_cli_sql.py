@@ -195,6 +195,7 @@ def test_not_utf8_file(tmp_path: Path) -> None:
         ('{"main.users": "id"}', ["main.users"]),
         ('{"main.users": {"id": 3}}', ["main.users", "id"]),
         ('{"main.users": []}', ["main.users"]),
+        ('{"a.b.c.d": ["x"]}', ["a.b.c.d"]),
     ],
 )
 def test_bad_schema(tmp_path: Path, content: str, words: list[str]) -> None:
