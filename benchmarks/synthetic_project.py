@@ -54,7 +54,7 @@ NOUNS = ("users", "events", "labels", "scores", "sessions", "profiles", "jobs", 
 KINDS = ("star", "transform", "join_on", "join_using", "multi_join", "union", "aggregate",
          "window", "semi_filter", "scalar_filter")
 KIND_WEIGHTS = (12, 18, 14, 9, 5, 7, 12, 9, 8, 6)
-GENERATOR_VERSION = 2  # bump when the output changes: ensure_project regenerates
+GENERATOR_VERSION = 3  # bump when the output changes: ensure_project regenerates
 MAX_PROVENANCE = 3  # more provenance columns than this are merged into one `source_ids`
 
 
@@ -249,7 +249,7 @@ class Generator:
         fan_in = {"join_on": 2, "join_using": 2, "multi_join": self.rng.randint(3, 4),
                   "union": self.rng.randint(2, 3), "semi_filter": 2, "scalar_filter": 2}.get(kind, 1)
         parents = self.pick_parents(layer, fan_in)
-        if len(parents) < fan_in:
+        if len(parents) < fan_in or (kind == "union" and len(parents[0].values) < 8):
             kind, parents = "transform", parents[:1]
         build = getattr(self, f"kind_{kind}")
         cols, body = build(parents)
@@ -303,6 +303,12 @@ class Generator:
             else:
                 items.append(c.name)
                 cols.append(c)
+        while len(cols) < 10:  # narrow parent: derive more columns
+            c = self.rng.choice(p.values)
+            expr, t = transform_expr(self.rng, c.name, c.type, p)
+            out = namer.fresh(t)
+            items.append(f"{expr} as {out}")
+            cols.append(Col(out, t))
         for _ in range(self.rng.randint(1, 3)):
             ce = case_expr(self.rng, p)
             if ce:
@@ -335,6 +341,11 @@ class Generator:
             items.append(f"{ce[0]} as {out}")
             cols.append(Col(out, ce[1]))
         prov = [(a, c) for a, p in zip(aliases, parents) for c in p.prov]
+        rest = left.values[per_side:]
+        while len(cols) + (len(prov) if len(prov) <= MAX_PROVENANCE else 1) < 10 and rest:
+            c, rest = rest[0], rest[1:]
+            items.append(f"{aliases[0]}.{c.name}")
+            cols.append(Col(c.name, c.type))
         if len(prov) <= MAX_PROVENANCE:
             taken = set()
             for i, (a, c) in enumerate(prov):
