@@ -270,10 +270,10 @@ class _Walker:
                 result = self.select(scope)
             elif isinstance(expression, exp.SetOperation):
                 result = self.set_operation(scope)
-            elif isinstance(expression, (exp.Unnest, exp.Explode)):
-                result = self.unnest(scope)
             elif isinstance(expression, exp.Lateral) and scope.subquery_scopes:
                 result = self.lineage(scope.subquery_scopes[0])
+            elif isinstance(expression, (exp.Unnest, exp.Explode, exp.Lateral)):
+                result = self.unnest(scope)
             elif isinstance(expression, exp.Values):
                 alias = expression.args.get("alias")
                 names = [c.name for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
@@ -302,37 +302,37 @@ class _Walker:
         feeding: set[str] = set()
         optional: set[str] = set()
 
-        def take(source_node: exp.Expr | None) -> tuple[set[str], str | None]:
+        def take(source_node: exp.Expr | None, semi: RowEffect | None = None) -> set[str]:
+            """Feeding relations of a FROM/JOIN source; its inner edges and rows carry over.
+            A SEMI/ANTI join source feeds no rows: everything it reads gets `semi`."""
             if source_node is None:
-                return set(), None
-            name = source_node.alias_or_name
-            source = scope.sources.get(name)
+                return set()
+            source = scope.sources.get(source_node.alias_or_name)
             if source is None:
-                return set(), name
+                return set()
             rels, reads, child = self.source_lineage(source)
             st.reads |= reads
+            if semi is not None:
+                st.rows |= {RowInfluence(r, semi) for r in reads}
             if child is not None:
                 st.dataset |= child.dataset
-                st.rows |= child.rows
+                if semi is None:
+                    st.rows |= child.rows
                 if child.limited:
                     st.dataset |= {(ref, Subtype.SORT) for ref in child.sort}
-            return set(rels), name
+            return set() if semi is not None else set(rels)
 
         from_ = sel.args.get("from_")
         if from_ is not None:
-            rels, _ = take(from_.this)
-            feeding |= rels
+            feeding |= take(from_.this)
         for join in sel.args.get("joins") or []:
-            rels, name = take(join.this)
             kind = (join.kind or "").upper()
             side = (join.side or "").upper()
             if kind in ("SEMI", "ANTI"):
-                effect = RowEffect.SEMI_JOIN if kind == "SEMI" else RowEffect.ANTI_JOIN
-                source = scope.sources.get(name) if name else None
-                reads = self.source_lineage(source)[1] if source is not None else rels
-                st.rows |= {RowInfluence(r, effect) for r in reads}
+                take(join.this, RowEffect.SEMI_JOIN if kind == "SEMI" else RowEffect.ANTI_JOIN)
                 self.clause(join.args.get("on"), Subtype.FILTER, st)
                 continue
+            rels = take(join.this)
             if side == "LEFT":
                 optional |= rels
             elif side == "RIGHT":
@@ -497,6 +497,7 @@ class _Walker:
         return result
 
     def unnest(self, scope: Scope) -> _ScopeLineage:
+        """UNNEST / LATERAL VIEW EXPLODE in FROM: each output is a TRANSFORMATION of its list."""
         node = scope.expression
         st = _State(scope, {id(s.expression): s for s in scope.subquery_scopes})
         cols = []
@@ -508,6 +509,8 @@ class _Walker:
         names = [c.name for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
         if not names:
             names = [alias.name if alias is not None and alias.name else "unnest"]
+        if len(cols) == 1 and len(names) > 1 and not node.args.get("offset"):
+            cols = [cols[0]] * len(names)  # explode(map) AS (key, value): both from the map
         if node.args.get("offset"):
             cols.append(_Col())
         cols = (cols + [_Col() for _ in names])[: len(names)]
