@@ -38,6 +38,27 @@ Dialect: DuckDB unless noted. **Traced** counts the expected edges by subtype: f
 change or remove an output row that does not carry them). **Status** is the engine's verdict:
 FULL, PARTIAL (with reasons) or FAILED.
 
+Choices the OpenLineage taxonomy leaves open, as the engine makes them:
+
+- A bare column (through aliases, CTEs, derived tables, parentheses) is IDENTITY; anything else
+  that computes a value (functions, operators, casts, CASE branches, struct/list construction
+  and access) is TRANSFORMATION; aggregate arguments (window aggregates too) are AGGREGATION,
+  but `lag`/`lead`/`first_value`/`last_value`/`nth_value` pass a value through (TRANSFORMATION).
+  Along a path the strongest wins; `masking` (hashes, counts) is OR-ed along a path, and an
+  input reached both masked and unmasked in one column is not masked.
+- The key of a `USING` / `NATURAL` join is IDENTITY of both sides (no CONDITIONAL from the
+  COALESCE sqlglot writes for it).
+- Columns used only to decide rows are dataset-wide (`*`); inside IN / EXISTS / scalar
+  subqueries the subquery's own dataset edges keep their subtype and its selected values become
+  FILTER. A CTE's ORDER BY reaches the output only together with its LIMIT.
+- EXCEPT: values come from the left arm; the right arm's columns are FILTER. INTERSECT: both.
+- `DISTINCT ON` keys are GROUP_BY; ordered aggregates' ORDER BY keys are field-level SORT.
+- A POSITIONAL JOIN pads the shorter side with NULLs: both sides are OUTER_JOIN_OPTIONAL.
+- A column the catalog does not list is not traced (PARTIAL, `unknown_column`); a relation the
+  catalog does not know is traced as written (PARTIAL, `unknown_table`).
+- Recursive CTEs: the recursive step's self-reference is approximated by the base case.
+- Under a time budget the row influences already found are kept (an over-approximation).
+
 | Construct | Example SQL | Traced | Rows | Status |
 |---|---|---|---|---|
 """
