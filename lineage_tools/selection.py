@@ -204,7 +204,7 @@ def select(nodes: Sequence[Node], spec: str) -> frozenset[str]:
             raise SelectorError(f"cannot read selector {term!r}")
         sets = [select_atom(a, nodes) for a in atoms]
         hit = set.intersection(*sets)
-        if not hit:
+        if not hit and len(terms) > 1:
             log.warning("--select %s matches no node", term)
         chosen |= hit
     if not chosen:
