@@ -293,7 +293,7 @@ def pairs_for(case: Case, result: ToolResult, mapped: bool = True) -> frozenset[
     suite = _suite_names(case) if mapped else {}
     for st in result.statements:
         rename: dict[str, str] = {}
-        names = suite.get(_name(st.target))
+        names = next((v for k, v in suite.items() if _table_match(k, _name(st.target))), None)
         if names is not None and len(names) == len(st.columns):
             rename = {
                 _name(ours): theirs for ours, theirs in zip(st.columns, names) if theirs is not None

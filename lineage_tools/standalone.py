@@ -3,7 +3,9 @@
 A file may hold one statement or several. Statements are split on `;` (outside quotes, comments
 and dollar-quoted bodies) and analysed in order; each query-producing statement (SELECT and set
 operations, CREATE TABLE/VIEW ... AS, INSERT ... SELECT, and UPDATE / MERGE when the engine can
-trace them) gives one `StatementResult`. Other statements (SET, DROP, USE, ...) are skipped.
+trace them) gives one `StatementResult`. Other statements (SET, DROP, USE, ...) are skipped, and
+so is a statement that does not parse when the file holds others (with a warning naming its line;
+a file whose only statement does not parse is an error).
 A table or view created earlier in the file feeds later statements: its output columns are added
 to the catalog, so `SELECT *` from it expands, but its edges are not chained into later ones
 (each statement reports its own inputs, as in a script's own lineage).
@@ -57,13 +59,23 @@ class StatementResult:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A statement of the file that gives no lineage, and why."""
+
+    index: int
+    line: int
+    kind: str  # the statement's kind, or "unparsed"
+    reason: str
+
+
+@dataclass(frozen=True)
 class SqlFileLineage:
     """The lineage of every query-producing statement of one SQL text."""
 
     path: str
     dialect: str
     statements: tuple[StatementResult, ...]
-    skipped: tuple[tuple[int, int, str], ...] = ()  # (index, line, kind) of statements not traced
+    skipped: tuple[Skipped, ...] = ()  # statements not traced, in file order
 
     @property
     def edges(self) -> tuple[tuple[StatementResult, r.ColumnEdge], ...]:
@@ -309,23 +321,31 @@ def analyze_text(
     if not pieces:
         raise UserError(f"{path}: no SQL statement found")
     results: list[StatementResult] = []
-    skipped: list[tuple[int, int, str]] = []
+    skipped: list[Skipped] = []
+    parse_errors: list[UserError] = []
     for index, (line, text) in enumerate(pieces, start=1):
         try:
             statement = parse_statement(text, dialect)
         except SqlError as err:
-            raise UserError(_where(path, line, err) + f": cannot parse SQL: {err}") from err
+            error = UserError(_where(path, line, err) + f": cannot parse SQL: {err}")
+            if len(pieces) == 1:
+                raise error from err
+            # one statement of a script (say a procedural IF) should not hide the others
+            log.warning("warning: %s; statement skipped", error)
+            parse_errors.append(error)
+            skipped.append(Skipped(index, line, "unparsed", str(err)))
+            continue
         kind = statement_kind(statement)
         if not _traceable(statement):
             log.debug("%s:%d: skipping %s statement (no column lineage)", path, line,
-                     kind.upper())
-            skipped.append((index, line, kind))
+                      kind.upper())
+            skipped.append(Skipped(index, line, kind, "no column lineage"))
             continue
         lineage = analyze(text, dialect=dialect, catalog=catalog, time_budget=time_budget)
         if kind in ("update", "merge") and lineage.status is r.Status.FAILED:
-            log.debug("%s:%d: %s not traced: %s", path, line, kind.upper(),
-                     "; ".join(x.message for x in lineage.reasons))
-            skipped.append((index, line, kind))
+            why = "; ".join(x.message for x in lineage.reasons)
+            log.debug("%s:%d: %s not traced: %s", path, line, kind.upper(), why)
+            skipped.append(Skipped(index, line, kind, why))
             continue
         lineage = _shift_lines(lineage, line - 1)
         if view_lineage:
@@ -335,7 +355,9 @@ def analyze_text(
             # a table created here feeds the statements after it
             catalog.add(lineage.target, [(c, None) for c in lineage.columns])
     if not results:
-        kinds = ", ".join(sorted({k.upper() for _, _, k in skipped}))
+        if parse_errors:
+            raise parse_errors[0]
+        kinds = ", ".join(sorted({x.kind.upper() for x in skipped}))
         raise UserError(f"{path}: no statement to trace (found {kinds}); expected SELECT, "
                         "CREATE TABLE/VIEW ... AS or INSERT ... SELECT")
     return SqlFileLineage(path, dialect, tuple(results), tuple(skipped))

@@ -210,9 +210,21 @@ def test_missing_schema_file(tmp_path: Path) -> None:
 
 
 def test_parse_error_names_file_and_line(tmp_path: Path) -> None:
-    path = sql_file(tmp_path, "select a from t;\n\nselect (b from u;\n")
+    path = sql_file(tmp_path, "-- a query\n\nselect (b from u\n")
     proc = run_cli("sql", str(path))
     assert_bad_input(proc, f"{path}:3")
+
+
+def test_unparsable_statement_in_a_script_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    path = sql_file(tmp_path, "select a from t;\n\nselect (b from u;\ninsert into v select c from w;\n")
+    proc = run_cli("sql", str(path), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{path}:3" in proc.stderr and "skipped" in proc.stderr
+    data = json.loads(proc.stdout)
+    assert [s["index"] for s in data["statements"]] == [1, 3]
+    assert [(x["index"], x["line"], x["kind"]) for x in data["skipped"]] == [(2, 3, "unparsed")]
+    assert (None, "a", "t", "a", "IDENTITY") in edges_of(proc.stdout)
+    assert ("v", "c", "w", "c", "IDENTITY") in edges_of(proc.stdout)
 
 
 def test_file_without_a_query(tmp_path: Path) -> None:

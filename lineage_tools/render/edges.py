@@ -78,7 +78,8 @@ def to_dict(result: SqlFileLineage) -> dict:
         "edges": edges,
         "statements": statements,
         "reasons": [x for s in statements for x in s["reasons"]],
-        "skipped": [{"index": i, "line": ln, "kind": k} for i, ln, k in result.skipped],
+        "skipped": [{"index": x.index, "line": x.line, "kind": x.kind, "reason": x.reason}
+                    for x in result.skipped],
     }
 
 
@@ -122,8 +123,8 @@ def render_text(result: SqlFileLineage) -> str:
             where = f" (line {x.line})" if x.line else ""
             lines.append(f"! {x.code.value}: {x.message}{where}")
         lines.append("")
-    for index, line, kind in result.skipped:
-        lines.append(f"-- statement {index} (line {line}): {kind.upper()} skipped (no lineage)")
+    for x in result.skipped:
+        lines.append(f"-- statement {x.index} (line {x.line}): {x.kind.upper()} skipped ({x.reason})")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
