@@ -99,7 +99,7 @@ def sql_command(
     dialect: Annotated[str, typer.Option("--dialect", "-d", help="sqlglot dialect of the SQL.")] = "duckdb",
     schema: Annotated[
         Optional[Path],
-        typer.Option("--schema", help="JSON file: table name -> [columns] or {column: type}."),
+        typer.Option("--schema", help="JSON file mapping table names to a list of columns or to {column: type}."),
     ] = None,
     fmt: Annotated[TraceFormat, typer.Option("--format", "-f", help="Output format.")] = TraceFormat.text,
     output: OutputFile = None,
@@ -147,6 +147,15 @@ def export_command(
     time_budget: TimeBudget = None,
 ) -> None:
     """Export the column lineage of every model: OpenLineage events or one JSON graph."""
+    if event_time is not None:
+        from datetime import datetime
+
+        try:
+            datetime.fromisoformat(event_time)
+        except ValueError:
+            raise UserError(f"--event-time {event_time!r} is not an ISO 8601 date-time") from None
+        if "t" not in event_time.lower():
+            raise UserError(f"--event-time {event_time!r} has no time of day (e.g. 2026-01-01T00:00:00Z)")
     graph = _project_graph(project_dir, profiles_dir, target, time_budget)
     if fmt == ExportFormat.openlineage:
         from .render.openlineage import render as render_ol
