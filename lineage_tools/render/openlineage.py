@@ -24,8 +24,8 @@ from ..records import GraphEdge, ModelLineage, Node
 PRODUCER = f"https://github.com/lineage-tools/lineage-tools/tree/{__version__}"
 SPEC = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 COLUMN_LINEAGE_SCHEMA = "https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet"
-SCHEMA_FACET = "https://openlineage.io/spec/facets/1-1-1/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet"
-JOB_TYPE_FACET = "https://openlineage.io/spec/facets/2-0-3/JobTypeJobFacet.json#/$defs/JobTypeJobFacet"
+SCHEMA_FACET = "https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet"
+JOB_TYPE_FACET = "https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet"
 SQL_FACET = "https://openlineage.io/spec/facets/1-1-0/SQLJobFacet.json#/$defs/SQLJobFacet"
 # Our own run facet (custom facets are named with a prefix and point at their own schema).
 STATUS_FACET = "https://github.com/lineage-tools/lineage-tools/blob/main/docs/cli.md#lineagetools_status"
@@ -72,8 +72,8 @@ def _dataset_name(graph: LineageGraph, uid: str) -> str:
 def _schema(graph: LineageGraph, n: Node) -> dict[str, Any]:
     types = {c.lower(): t for c, t in n.columns}
     fields = []
-    for c in graph.columns(n.unique_id):
-        f: dict[str, Any] = {"name": c}
+    for i, c in enumerate(graph.columns(n.unique_id), 1):
+        f: dict[str, Any] = {"name": c, "ordinal_position": i}
         if types.get(c.lower()):
             f["type"] = types[c.lower()]
         fields.append(f)
@@ -113,7 +113,8 @@ def event(graph: LineageGraph, ml: ModelLineage, *, namespace: str, event_time: 
                 ),
             },
         },
-        "job": {"namespace": namespace, "name": f"{graph.project.project_name}.{n.name}" if n.package_name in (None, graph.project.project_name) else f"{n.package_name}.{n.name}", "facets": job_facets},
+        "job": {"namespace": namespace, "name": f"{n.package_name or graph.project.project_name}.{n.name}",
+                "facets": job_facets},
         "inputs": [
             {"namespace": namespace, "name": _dataset_name(graph, u), "facets": {"schema": _schema(graph, graph.nodes[u])}}
             for u in inputs if u in graph.nodes
