@@ -583,16 +583,16 @@ def print_failures(console: Console, tool: str, outcomes: Sequence[Outcome]) -> 
         for o in outs:
             c = o.case
             flag = "" if c.core else " (not core)"
-            console.print(f"  [cyan]{c.id}[/cyan]{flag} {c.dialect}  {' '.join(c.sql.split())[:160]}",
+            console.print(f"  [cyan]{c.id}[/cyan]{flag} {c.dialect}  {' '.join(c.sql.split())[:160]}", soft_wrap=True,
                           markup=True, highlight=False)
             if o.error:
-                console.print(f"    error: {o.error}", markup=False, highlight=False)
+                console.print(f"    error: {o.error}", markup=False, highlight=False, soft_wrap=True)
             for p in o.missing:
-                console.print(f"    missing  {_fmt_pair(p)}", markup=False, highlight=False)
+                console.print(f"    missing  {_fmt_pair(p)}", markup=False, highlight=False, soft_wrap=True)
             for p in o.extra:
-                console.print(f"    extra    {_fmt_pair(p)}", markup=False, highlight=False)
+                console.print(f"    extra    {_fmt_pair(p)}", markup=False, highlight=False, soft_wrap=True)
             if o.notes:
-                console.print(f"    notes    {', '.join(o.notes)}", markup=False, highlight=False)
+                console.print(f"    notes    {', '.join(o.notes)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
