@@ -188,8 +188,13 @@ class _State:
 class _Walker:
     """One walk over a qualified statement's scope tree."""
 
-    def __init__(self, dialect: str, catalog: Catalog, root: Scope, deadline: float | None):
+    def __init__(self, dialect: str, catalog: Catalog, root: Scope, deadline: float | None,
+                 sql: str = ""):
         self.dialect = dialect
+        # DuckDB's COLUMNS(...) can only be there if the text says so: skip the search otherwise
+        self.maybe_columns = "columns" in sql.lower()
+        self.definition_lines: dict[tuple[int, str], int | None] = {}
+        self.select_index: dict[int, dict[str, exp.Expr]] = {}
         self.catalog = catalog
         self.deadline = deadline
         self.reasons: dict[tuple[ReasonCode, str], Reason] = {}
@@ -360,7 +365,7 @@ class _Walker:
                             f"cannot expand {projection.sql(self.dialect)}: columns unknown",
                             _line(projection))
                 continue
-            columns_expr = projection.find(exp.Columns) if hasattr(exp, "Columns") else None
+            columns_expr = projection.find(exp.Columns) if self.maybe_columns else None
             if columns_expr is not None:
                 # DuckDB COLUMNS(...) selects columns by pattern at run time
                 star = True
@@ -537,6 +542,10 @@ class _Walker:
     def walk(self, root: exp.Expr, kind: Subtype, masking: bool, out: _Col, st: _State,
              field_level: bool) -> None:
         """Collect the input columns of `root` into `out`, typed by how each is used."""
+        bare = root.this if type(root) is exp.Alias else root
+        if type(bare) is exp.Column and not isinstance(bare.this, exp.Star):
+            self.column(bare, kind, masking, out, st, frozenset())  # the common case
+            return
         stack: list[tuple[exp.Expr, Subtype, bool, bool, frozenset[str]]] = [
             (root, kind, masking, False, frozenset())
         ]
@@ -991,7 +1000,7 @@ def analyze(
     if root is None:
         return _failed(ReasonCode.UNSUPPORTED, "statement has no query", target=prepared.target)
 
-    walker = _Walker(dialect, catalog, root, deadline)
+    walker = _Walker(dialect, catalog, root, deadline, sql)
     selects = _root_selects(query)
     try:
         result = walker.lineage(root)
@@ -1079,12 +1088,22 @@ def _definition_line(projection: exp.Expr, walker: _Walker, depth: int = 0) -> i
     source = scope.sources.get(column.table) if scope is not None else None
     if not isinstance(source, Scope):
         return None
-    query = source.expression
-    while isinstance(query, exp.SetOperation):
-        query = query.this
-    if not isinstance(query, exp.Select):
-        return None
-    for inner in query.selects:
-        if inner.alias_or_name == column.name:
-            return _line(inner) or _definition_line(inner, walker, depth + 1)
-    return None
+    key = (id(source), column.name)
+    if key in walker.definition_lines:
+        return walker.definition_lines[key]
+    index = walker.select_index.get(id(source))
+    if index is None:
+        query = source.expression
+        while isinstance(query, exp.SetOperation):
+            query = query.this
+        index = {}
+        if isinstance(query, exp.Select):
+            for inner in query.selects:
+                index.setdefault(inner.alias_or_name, inner)
+        walker.select_index[id(source)] = index
+    inner = index.get(column.name)
+    line = None
+    if inner is not None:
+        line = _line(inner) or _definition_line(inner, walker, depth + 1)
+    walker.definition_lines[key] = line
+    return line
