@@ -6,9 +6,10 @@ operations, CREATE TABLE/VIEW ... AS, INSERT ... SELECT, and UPDATE / MERGE when
 trace them) gives one `StatementResult`. Other statements (SET, DROP, USE, ...) are skipped, and
 so is a statement that does not parse when the file holds others (with a warning naming its line;
 a file whose only statement does not parse is an error).
-A table or view created earlier in the file feeds later statements: its output columns are added
-to the catalog, so `SELECT *` from it expands, but its edges are not chained into later ones
-(each statement reports its own inputs, as in a script's own lineage).
+A table or view created earlier in the file feeds later statements: its output columns (or the
+columns a `CREATE TABLE t (a int, ...)` declares) are added to the catalog, so `SELECT *` from it
+expands, but its edges are not chained into later ones (each statement reports its own inputs,
+as in a script's own lineage).
 
 `views` (named queries that table references resolve into, like dbt models or views that are
 not in the file) are analysed first and chained: an edge from a view's column is replaced by
@@ -41,9 +42,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DIALECT = "duckdb"
 
-# Statement kinds (sqlglot expression keys) that produce rows we can trace.
+# Statement kinds (sqlglot expression keys) that produce rows we can trace; INSERT and CREATE
+# count when they hold a query; UPDATE and MERGE are handed to the engine, which may decline.
 QUERY_KINDS = frozenset({"select", "union", "intersect", "except", "subquery"})
-WRITE_KINDS = frozenset({"insert", "create", "update", "merge"})
+DML_KINDS = frozenset({"update", "merge"})
 
 Columns = tuple[tuple[str, str | None], ...]
 
@@ -294,7 +296,7 @@ def _traceable(statement: object) -> bool:
     if kind in ("insert", "create"):
         args = getattr(statement, "args", {})
         return args.get("expression") is not None
-    return kind in ("update", "merge")
+    return kind in DML_KINDS
 
 
 def analyze_text(
@@ -337,12 +339,18 @@ def analyze_text(
             continue
         kind = statement_kind(statement)
         if not _traceable(statement):
-            log.debug("%s:%d: skipping %s statement (no column lineage)", path, line,
-                      kind.upper())
-            skipped.append(Skipped(index, line, kind, "no column lineage"))
+            declared = _declared_columns(statement, dialect)
+            why = "no column lineage"
+            if declared is not None:
+                # CREATE TABLE t (a int, ...): later statements may read t
+                catalog.add(*declared)
+                why = f"declares the columns of {declared[0]}"
+            log.debug("%s:%d: skipping %s statement (%s)", path, line, kind.upper(), why)
+            skipped.append(Skipped(index, line, kind, why))
             continue
         lineage = analyze(text, dialect=dialect, catalog=catalog, time_budget=time_budget)
-        if kind in ("update", "merge") and lineage.status is r.Status.FAILED:
+        if kind not in QUERY_KINDS and _declined(lineage):
+            # UPDATE / MERGE the engine does not trace, INSERT ... VALUES
             why = "; ".join(x.message for x in lineage.reasons)
             log.debug("%s:%d: %s not traced: %s", path, line, kind.upper(), why)
             skipped.append(Skipped(index, line, kind, why))
@@ -361,6 +369,37 @@ def analyze_text(
         raise UserError(f"{path}: no statement to trace (found {kinds}); expected SELECT, "
                         "CREATE TABLE/VIEW ... AS or INSERT ... SELECT")
     return SqlFileLineage(path, dialect, tuple(results), tuple(skipped))
+
+
+def _declined(lineage: r.StatementLineage) -> bool:
+    """True when the engine declined a statement as a whole (FAILED, only unsupported)."""
+    return lineage.status is r.Status.FAILED and all(
+        x.code is r.ReasonCode.UNSUPPORTED for x in lineage.reasons
+    )
+
+
+def _declared_columns(statement: object, dialect: str) -> tuple[str, list[tuple[str, str | None]]] | None:
+    """(table, [(column, type)]) of a `CREATE TABLE t (a int, ...)` without a query, else None."""
+    if statement_kind(statement) != "create":
+        return None
+    schema = getattr(statement, "this", None)
+    if statement_kind(schema) != "schema":
+        return None
+    columns = []
+    for col in getattr(schema, "expressions", []):
+        if statement_kind(col) != "columndef":
+            continue
+        kind = col.args.get("kind")
+        columns.append((col.this.sql(dialect=dialect), kind.sql(dialect=dialect) if kind else None))
+    if not columns:
+        return None
+    try:
+        # names as the dialect resolves them (`a` is `A` in Snowflake, `"a"` stays `a`)
+        return normalize_relation(schema.this, dialect), [
+            (normalize_relation(name, dialect), typ) for name, typ in columns
+        ]
+    except SqlError:
+        return None
 
 
 def analyze_file(

@@ -143,6 +143,20 @@ def test_temp_table_created_earlier_feeds_later_statements(tmp_path: Path) -> No
     assert ("summary", "user_id", "recent", "user_id", "IDENTITY") in edges
 
 
+def test_declared_table_expands_star_and_values_insert_is_skipped(tmp_path: Path) -> None:
+    path = sql_file(
+        tmp_path,
+        "create table staging (id int, email varchar);\n"
+        "insert into staging values (1, 'a@b');\n"
+        "insert into users select * from staging;\n",
+    )
+    data = run_json(str(path))
+    assert [s["index"] for s in data["statements"]] == [3]
+    assert [x["kind"] for x in data["skipped"]] == ["create", "insert"]
+    assert {(e["target_column"], e["source_table"], e["source_column"]) for e in data["edges"]} == {
+        ("id", "staging", "id"), ("email", "staging", "email")}
+
+
 def test_stdin_and_text_format(tmp_path: Path) -> None:
     proc = run_cli("sql", "-", "--format", "text", input="insert into t2 select a as b from t1\n")
     assert proc.returncode == 0, proc.stderr
