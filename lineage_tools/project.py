@@ -96,6 +96,7 @@ EPHEMERAL_PREFIX = "__dbt__cte__"
 _EMPTY_REF = re.compile(r"\(\s*select\s+\*\s+from\s+\S+\s+where\s+false\s+limit\s+0\s*\)", re.I)
 _IS_INCREMENTAL = re.compile(r"\bis_incremental\s*\(\s*\)")
 _THIS = re.compile(r"\{\{\s*this\s*\}\}")
+_JINJA_ALIAS = re.compile(r"\bas\s+(\w*)\{\{[^}]*\}\}(\w*)", re.I)
 
 # Files under these dbt_project.yml keys change compiled SQL: newer than the manifest = stale.
 _SOURCE_PATH_KEYS = {
@@ -534,6 +535,8 @@ def file_line(raw_sql: str | None, compiled_sql: str | None, compiled_line: int 
     >>> compiled = "\\n\\nselect\\n    a,\\n    b + 1 as c\\nfrom t"
     >>> file_line(raw, compiled, 5, "c"), file_line(raw, compiled, 4, "a"), file_line(raw, compiled, 6, "b")
     (4, 3, 4)
+    >>> file_line("select\\n  sum(x) as {{ m }}_amount\\nfrom t", None, None, "card_amount")
+    2
     """
     if not raw_sql:
         return None
@@ -555,6 +558,12 @@ def file_line(raw_sql: str | None, compiled_sql: str | None, compiled_line: int 
             hits = [i for i, line in enumerate(raw_lines, 1) if rx.search(line) and not line.lstrip().startswith("--")]
             if hits:
                 return hits[-1]
+    if column:  # an alias made by Jinja, e.g. `as {{ method }}_amount` in a for loop
+        for i, line in enumerate(raw_lines, 1):
+            for m in _JINJA_ALIAS.finditer(line):
+                prefix, suffix = m.group(1) or "", m.group(2) or ""
+                if column.lower().startswith(prefix.lower()) and column.lower().endswith(suffix.lower()):
+                    return i
     if len(text) > 2:
         for i, line in enumerate(raw_lines, 1):
             if line.strip() == text:
