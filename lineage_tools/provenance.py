@@ -441,6 +441,11 @@ def _static_is_list(prov: Provenance, node: Node, column: str) -> bool:
     declared = dict(node.columns).get(column)
     if declared:
         return wh.is_list_type("", declared)
+    low = column.lower()
+    if low.endswith("source_ids"):
+        return True
+    if low.endswith("source_id"):
+        return False
     return prov.is_list(ColumnRef(node.unique_id, column))
 
 
@@ -580,10 +585,13 @@ def _quote_relation(dialect: str, relation: str) -> str:
     return ".".join(wh._quote_ident(dialect, p) for p in relation.split("."))
 
 
-def clean_rows_sql(imp: Impact, m: ModelImpact) -> str | None:
-    """A query returning the clean rows of a `filter` model (None for `rebuild` models)."""
-    if m.mode != FILTER or not m.provenance_columns:
+def clean_rows_sql(imp: Impact, m: ModelImpact, *, any_mode: bool = False) -> str | None:
+    """A query returning the clean rows of a `filter` model (None for `rebuild` models, unless
+    `any_mode`: then the rows a filter would keep, which a rebuild may not match)."""
+    if m.mode != FILTER and not any_mode:
         return None
+    if not m.provenance_columns:
+        return f"select * from {_quote_relation(imp.dialect, m.relation)}" if any_mode else None
     preds = [wh.contains_any(imp.dialect, c, is_list, imp.source_ids) for c, is_list in m.provenance_columns]
     return f"select * from {_quote_relation(imp.dialect, m.relation)} where not ({' or '.join(preds)})"
 
