@@ -121,7 +121,7 @@
     } else if (state.kind === 'source') {
       var src = sourceById(state.source);
       ((src && src.impact && src.impact.models) || []).forEach(function (m) { hl.nodes.add(m.model); });
-      ((src && src.roots) || []).forEach(function (r) { hl.nodes.add(r); });
+      ((src && src.impact && src.impact.roots) || []).forEach(function (r) { hl.nodes.add(r); });
     }
   }
   function walkModels(start, next) {
@@ -267,8 +267,11 @@
     var target = state.id ? document.querySelector('g.node.selected') : document.querySelector('g.node.hl');
     if (!target || !target.getBoundingClientRect) return;
     var canvas = document.getElementById('canvas'), box = target.getBoundingClientRect(), frame = canvas.getBoundingClientRect();
-    if (box.right > frame.right || box.left < frame.left) canvas.scrollLeft += box.left - frame.left - 40;
-    if (box.top < frame.top || box.bottom > frame.bottom) canvas.scrollTop += box.top - frame.top - 40;
+    // scroll as little as shows the node whole (its left edge wins when it is wider than the view)
+    if (box.right > frame.right) canvas.scrollLeft += Math.min(box.right - frame.right + 40, box.left - frame.left - 40);
+    else if (box.left < frame.left) canvas.scrollLeft -= frame.left - box.left + 40;
+    if (box.bottom > frame.bottom) canvas.scrollTop += Math.min(box.bottom - frame.bottom + 40, box.top - frame.top - 40);
+    else if (box.top < frame.top) canvas.scrollTop -= frame.top - box.top + 40;
   }
   function writeHash() {
     var h = '';
@@ -374,7 +377,7 @@
                  (state.kind !== 'model' && hl.nodes.has(n.id) && hl.nodes.has(p));
         if (sel && !on && list.length > BIG) return;  // big graphs: only the path's model edges
         var a = anchor(lay, p, null, 'out'), b = anchor(lay, n.id, null, 'in');
-        gM.appendChild(sv('path', { d: curve(a, b), 'class': 'medge' + (on && state.kind === 'model' ? ' hl' : sel && !on ? ' dim' : ''),
+        gM.appendChild(sv('path', { d: curve(a, b), 'class': 'medge' + (on && state.kind !== 'column' ? ' hl' : sel && !on ? ' dim' : ''),
                                     'data-source': p, 'data-target': n.id }));
       });
     });
@@ -562,10 +565,24 @@
     }
     var ms = imp.models || [];
     if (!ms.length) { box.appendChild(el('div', { 'class': 'hint' }, 'no model reached')); return; }
-    box.appendChild(table(['model', 'mode', 'tainted rows', 'why'], ms.map(function (m) {
-      var rows = m.tainted_rows == null ? 'unknown' : String(m.tainted_rows) + (m.total_rows != null ? ' of ' + m.total_rows : '');
-      return [linkTo(label(m.model), function () { selectModel(m.model); }), el('span', { 'class': 'pill ' + m.mode }, m.mode), rows, (m.reasons || []).join('; ')];
-    })));
+    var modes = { filter: 0, rebuild: 0 };
+    ms.forEach(function (m) { modes[m.mode] = (modes[m.mode] || 0) + 1; });
+    box.appendChild(el('div', null, ms.length + ' models reached: ' + modes.filter + ' filter, ' + modes.rebuild + ' rebuild' +
+      (imp.rows_counted ? '' : ' (rows not counted)')));
+    if (imp.note) box.appendChild(el('div', { 'class': 'hint' }, imp.note));
+    ms.forEach(function (m) {
+      var card = el('div', { 'class': 'impact', 'data-model': m.model });
+      var head = el('div');
+      head.appendChild(el('span', { 'class': 'pill ' + m.mode }, m.mode));
+      head.appendChild(document.createTextNode(' '));
+      head.appendChild(linkTo(label(m.model), function () { selectModel(m.model); }));
+      var rows = m.tainted_rows == null ? 'tainted rows not counted'
+        : m.tainted_rows + (m.total_rows != null ? ' of ' + m.total_rows : '') + ' rows tainted';
+      head.appendChild(el('span', { 'class': 'rows' }, ' \u00b7 ' + rows));
+      card.appendChild(head);
+      if ((m.reasons || []).length) card.appendChild(el('div', { 'class': 'why' }, m.reasons.join('; ')));
+      box.appendChild(card);
+    });
     if (imp.rebuild_command) { box.appendChild(el('h3', null, 'Rebuild')); box.appendChild(el('code', null, imp.rebuild_command)); }
   }
 
