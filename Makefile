@@ -24,7 +24,7 @@ build: install
 	$(BIN)/dbt build
 
 report: install
-	$(BIN)/lineage-tools export --format json -o target/lineage/lineage.json
+	$(BIN)/lineage-tools report -o target/lineage
 
 demo: build report
 

@@ -120,10 +120,14 @@ TimeBudget = Annotated[
 
 def _project_graph(project_dir: Path, profiles_dir: Path | None, target: str | None, time_budget: float | None):
     """Load the dbt project's lineage (compiling when the manifest is missing or stale)."""
+    from . import progress
     from .graph import build_graph
     from .project import load_project
 
-    return build_graph(load_project(project_dir, profiles_dir, target, time_budget=time_budget))
+    with progress.spinner("Lineage") as advance:
+        project = load_project(project_dir, profiles_dir, target, time_budget=time_budget,
+                               progress=lambda n: advance(description=f"Lineage: {n.name}"))
+    return build_graph(project)
 
 
 @app.command("export")
