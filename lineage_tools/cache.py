@@ -180,13 +180,15 @@ class CacheStats:
     written: int = 0
     corrupt: int = 0
     uncacheable: int = 0
+    analysed_ids: list[str] = dataclasses.field(default_factory=list)  # unique_ids, in order
 
 
 class LineageCache:
     """Per-model lineage results in ``<directory>/v<FORMAT>/<key>.json``."""
 
-    def __init__(self, directory: Path | str, *, enabled: bool = True):
+    def __init__(self, directory: Path | str, *, enabled: bool = True, version: str | None = None):
         self.directory = Path(directory)
+        self.version = version if version is not None else _tool_version()
         self.entries = self.directory / f"v{FORMAT}"
         self.enabled = enabled and codec_is_complete()
         if enabled and not self.enabled:
@@ -231,7 +233,7 @@ class LineageCache:
         """Store `lineage` under `key` atomically (temporary file + rename)."""
         if not self.enabled:
             return
-        text = json.dumps({"format": FORMAT, "key": key, "version": __version__,
+        text = json.dumps({"format": FORMAT, "key": key, "version": self.version,
                            "lineage": lineage_to_json(lineage)}, separators=(",", ":"))
         path = self._path(key)
         tmp = path.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -283,9 +285,11 @@ class LineageCache:
                            opaque_ctes: Mapping[str, str] | None = None, **kwargs: Any) -> ModelLineage:
             if not self.enabled:
                 self.stats.analysed += 1
+                self.stats.analysed_ids.append(node.unique_id)
                 return analyze(node, catalog, dialect, relation_ids=relation_ids, opaque_ctes=opaque_ctes,
                                **kwargs)
-            key = model_key(node, catalog, dialect, relation_ids, opaque_ctes, index(relation_ids))
+            key = model_key(node, catalog, dialect, relation_ids, opaque_ctes, index(relation_ids),
+                            version=self.version)
             hit = self.get(key)
             if hit is not None:
                 self.stats.hits += 1
@@ -294,6 +298,7 @@ class LineageCache:
                              **kwargs)
             with self._lock:
                 self.stats.analysed += 1
+                self.stats.analysed_ids.append(node.unique_id)
             if any(r.code == ReasonCode.TIME_BUDGET for r in result.lineage.reasons):
                 self.stats.uncacheable += 1  # depends on the machine's speed: never stored
             else:
@@ -336,6 +341,8 @@ def model_key(
     relation_ids: Mapping[str, str],
     opaque_ctes: Mapping[str, str] | None,
     index: RelationIndex | None = None,
+    *,
+    version: str | None = None,
 ) -> str:
     """The cache key of one model: the node itself (SQL, raw SQL for line numbers, config...)
     and, for every relation of the project its SQL may read (its dbt dependencies, and any
@@ -350,4 +357,82 @@ def model_key(
                 relations.update(index.by_name.get(name, ()))
     upstream = {rel: [relation_ids.get(rel), _catalog_columns(catalog, rel)] for rel in relations}
     return cache_key(sql=node.compiled_sql or "", dialect=dialect, upstream=upstream,
-                     opaque_ctes=opaque_ctes, extra=repr(node))
+                     opaque_ctes=opaque_ctes, extra=repr(node),
+                     version=version if version is not None else _tool_version())
+
+
+def _tool_version() -> str:
+    """`lineage_tools.__version__`, read when called (so a new version is seen at once)."""
+    import lineage_tools
+
+    return lineage_tools.__version__
+
+
+# --------------------------------------------------------------------------------------------
+# Compiled SQL that dbt left in target/compiled
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def restore_compiled_sql(manifest: dict[str, Any], target_path: Path | str, project_dir: Path | str) -> int:
+    """Fill in, in place, the compiled SQL of nodes the manifest has none for, from the files an
+    earlier `dbt compile` left under ``target/compiled/``; returns how many were filled.
+
+    `dbt compile --select m` writes a manifest with compiled SQL for `m` only: without this, the
+    analyst's one-model edit would cost a full compile of the project. A file is used only when
+    it is still what dbt would write: newer than the model's own file and than every macro file
+    of the project, naming the current relation of each of its dependencies, and newer than the
+    files of the ephemeral models it inlines. (SQL that depends on `--vars` given on dbt's
+    command line cannot be checked: compile in full after changing them.)
+    """
+    target_path, project_dir = Path(target_path), Path(project_dir)
+    nodes = manifest.get("nodes") or {}
+    missing = [n for n in nodes.values()
+               if n.get("resource_type") in ("model", "snapshot") and n.get("language", "sql") == "sql"
+               and not n.get("compiled_code") and (n.get("config") or {}).get("enabled", True)]
+    if not missing:
+        return 0
+    project_name = (manifest.get("metadata") or {}).get("project_name")
+    macro_times = [_mtime(project_dir / m["original_file_path"]) for m in (manifest.get("macros") or {}).values()
+                   if m.get("package_name") == project_name and m.get("original_file_path")]
+    newest_macro = max([t for t in macro_times if t is not None] + [_mtime(project_dir / "dbt_project.yml") or 0.0])
+    restored = 0
+    for node in missing:
+        compiled = target_path / "compiled" / node.get("package_name", "") / node.get("original_file_path", "")
+        c_time = _mtime(compiled)
+        src_time = _mtime(project_dir / node.get("original_file_path", ""))
+        if c_time is None or src_time is None or c_time < src_time or c_time < newest_macro:
+            continue
+        try:
+            sql = compiled.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if _deps_unchanged(node, nodes, sql, c_time, project_dir):
+            node["compiled_code"] = sql
+            restored += 1
+    if restored:
+        log.info("lineage-tools: compiled SQL of %d node(s) taken from %s (the manifest had none)",
+                 restored, target_path / "compiled")
+    return restored
+
+
+def _deps_unchanged(node: Mapping[str, Any], nodes: Mapping[str, Any], sql: str, c_time: float,
+                    project_dir: Path, depth: int = 0) -> bool:
+    for uid in (node.get("depends_on") or {}).get("nodes") or ():
+        dep = nodes.get(uid)
+        if dep is None:
+            continue  # a source: its relation is checked like a model's below when it has one
+        if (dep.get("config") or {}).get("materialized") == "ephemeral":
+            dep_time = _mtime(project_dir / dep.get("original_file_path", ""))
+            if dep_time is None or dep_time > c_time or depth > 20:
+                return False
+            if not _deps_unchanged(dep, nodes, sql, c_time, project_dir, depth + 1):
+                return False
+        elif dep.get("relation_name") and dep["relation_name"] not in sql:
+            return False
+    return True

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from . import lineage as engine
+from .cache import LineageCache, restore_compiled_sql
 from .errors import ManifestError, ProjectError, SqlError, UserError
 from .records import (
     ColumnEdge,
@@ -319,6 +320,7 @@ def load_manifest(cfg: ProjectConfig, *, compile: bool = True) -> dict[str, Any]
     manifest: dict[str, Any] | None = None
     if cfg.manifest_path.exists():
         manifest = read_manifest(cfg.manifest_path)
+        restore_compiled_sql(manifest, cfg.target_path, cfg.project_dir)  # after `dbt compile --select`
     problem = manifest_problem(cfg, manifest)
     if problem is None:
         return manifest  # type: ignore[return-value]
@@ -789,9 +791,15 @@ def load_project(
     time_budget: float | None = None,
     analyze: AnalyzeFn = analyze_node,
     progress: Callable[[Node], None] | None = None,
+    cache: bool = True,
 ) -> ProjectLineage:
-    """Lineage of every model of a dbt project, from its manifest (compiled when needed)."""
+    """Lineage of every model of a dbt project, from its manifest (compiled when needed).
+
+    With `cache`, per-model results are kept under ``target/lineage_cache/`` (see `cache.py`)."""
     cfg = project_config(project_dir, profiles_dir, target)
+    lineage_cache = LineageCache.for_target(cfg.target_path) if cache else None
+    if lineage_cache is not None:
+        analyze = lineage_cache.wrap(analyze)
     manifest = load_manifest(cfg, compile=compile)
     adapter = manifest["metadata"].get("adapter_type")
     if not adapter:
@@ -801,7 +809,7 @@ def load_project(
     nodes = nodes_in_dag_order(manifest, dialect, cfg.project_dir, catalog_json)
     if incremental_branches:
         nodes = _with_incremental_branches(nodes, manifest, cfg)
-    return analyze_project(
+    result = analyze_project(
         nodes,
         project_name=manifest["metadata"].get("project_name") or cfg.name,
         adapter_type=adapter,
@@ -812,6 +820,9 @@ def load_project(
         analyze=analyze,
         progress=progress,
     )
+    if lineage_cache is not None:
+        log.info("lineage-tools: %s", lineage_cache.summary())
+    return result
 
 
 def is_user_error(exc: BaseException) -> bool:
