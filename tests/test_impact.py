@@ -97,3 +97,110 @@ def test_differential_covers_every_source_with_rows(differential: list[Outcome],
     registry = read_registry(built_pipeline / "seeds" / "data_sources.csv")
     covered = {o.source_id for o in differential}
     assert len(covered) >= len(registry.ids) - 1
+
+
+# ---- the command, as a user runs it --------------------------------------------------------
+
+def _impact(project: Path, *args: str):
+    return run_cli("impact", *args, "--project-dir", str(project), cwd=project)
+
+
+@pytest.mark.dbt
+def test_labelling_source_json(built_pipeline: Path) -> None:
+    proc = _impact(built_pipeline, "labels_vendor_quickmark", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert {"source_ids", "models", "rebuild_command"} <= set(data)
+    assert data["source_ids"] == ["labels_vendor_quickmark"]
+    assert data["rows_counted"] is True
+    modes = {m["model"]: m["mode"] for m in data["models"]}
+    assert modes["stg_job_search_labels"] == "filter"
+    assert modes["int_labels_resolved"] == "rebuild"  # labels are voted per account: an aggregate
+    assert "int_users_unioned" not in modes  # not reached: not listed
+    for m in data["models"]:
+        assert {"model", "mode", "columns", "tainted_rows", "total_rows", "reason"} <= set(m)
+        assert m["reason"]
+        if m["total_rows"] is not None:
+            assert 0 <= m["tainted_rows"] <= m["total_rows"]
+    stg = next(m for m in data["models"] if m["model"] == "stg_job_search_labels")
+    assert stg["tainted_rows"] > 0
+    assert "source_id" in stg["columns"]
+    cmd = data["rebuild_command"]
+    assert cmd.startswith("dbt build --select stg_job_search_labels ")
+    assert """--vars '{"excluded_sources": ["labels_vendor_quickmark"]}'""" in cmd
+
+
+@pytest.mark.dbt
+def test_user_feed_text_and_emit_sql(built_pipeline: Path) -> None:
+    proc = _impact(built_pipeline, "users_partner_feed", "--emit-sql")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "rows held in: raw_users_partner" in out
+    assert "dbt build --select stg_users_partner int_users_unioned" in out
+    clean = [line.strip() for line in out.splitlines() if line.strip().startswith("clean rows:")]
+    # one clean-rows query per filter model, none for rebuild models
+    data = json.loads(_impact(built_pipeline, "users_partner_feed", "--format", "json", "--emit-sql",
+                              "--no-rows").stdout)
+    filters = [m for m in data["models"] if m["mode"] == "filter"]
+    assert len(clean) == len([m for m in filters if m["provenance_columns"]])
+    assert all(m["clean_sql"] is None for m in data["models"] if m["mode"] == "rebuild")
+    assert any("users_partner_feed" in line for line in clean)
+
+
+@pytest.mark.dbt
+def test_markdown(built_pipeline: Path) -> None:
+    proc = _impact(built_pipeline, "labels_inhouse", "--format", "markdown", "--no-rows")
+    assert proc.returncode == 0, proc.stderr
+    assert "| model | mode |" in proc.stdout
+    assert "```sh\ndbt build --select" in proc.stdout
+
+
+@pytest.mark.dbt
+def test_no_rows_gives_the_static_answer(built_pipeline: Path) -> None:
+    counted = json.loads(_impact(built_pipeline, "labels_inhouse", "--format", "json").stdout)
+    static = json.loads(_impact(built_pipeline, "labels_inhouse", "--format", "json", "--no-rows").stdout)
+    assert static["rows_counted"] is False and "not counted" in static["note"]
+    assert all(m["tainted_rows"] is None and m["total_rows"] is None for m in static["models"])
+    strip = lambda d: [(m["model"], m["mode"], m["columns"]) for m in d["models"]]  # noqa: E731
+    assert strip(static) == strip(counted)
+    assert static["rebuild_command"] == counted["rebuild_command"]
+
+
+@pytest.mark.dbt
+def test_without_a_warehouse_says_rows_were_not_counted(compiled_pipeline: Path) -> None:
+    proc = _impact(compiled_pipeline, "labels_inhouse", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["rows_counted"] is False
+    assert "not counted" in data["note"]
+    assert data["models"] and data["rebuild_command"]
+
+
+@pytest.mark.dbt
+def test_unknown_source_exits_2_and_lists_registered(compiled_pipeline: Path) -> None:
+    proc = _impact(compiled_pipeline, "labels_nobody", "--no-rows")
+    assert proc.returncode == 2
+    assert "labels_nobody" in proc.stderr and "labels_inhouse" in proc.stderr and "users_web_signup" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+@pytest.mark.dbt
+def test_malformed_source_id_never_reaches_sql(compiled_pipeline: Path) -> None:
+    proc = _impact(compiled_pipeline, "x'); drop table raw_users_web; --", "--no-rows")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.dbt
+def test_registered_source_without_rows_has_nothing_to_do(project_copy: Path) -> None:
+    reg = project_copy / "seeds" / "data_sources.csv"
+    text = reg.read_text()
+    reg.write_text(text + "labels_future_vendor,outsourced,Nobody Yet,0.00,0,2026-11-01,active,,,"
+                   "Signed, no batch delivered yet\n".replace("Signed, no", "Signed no"))
+    proc = _impact(project_copy, "labels_future_vendor", "--format", "json", "--no-rows")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["models"] == [] and data["rebuild_command"] is None
+    text_out = _impact(project_copy, "labels_future_vendor", "--no-rows").stdout
+    assert "nothing to do" in text_out
