@@ -233,3 +233,41 @@ def test_output_dir_that_is_a_file_exits_2(tmp_path: Path):
     proc = run_cli("report", "-o", str(target), "--project-dir", str(tmp_path))
     assert proc.returncode == 2 and "not a folder" in proc.stderr
     assert target.read_text() == "keep me"
+
+
+def _run_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal, as in a person's shell; return its stderr."""
+    import select
+    import subprocess
+
+    from conftest import LINEAGE_TOOLS, dbt_env
+
+    master, slave = os.openpty()
+    proc = subprocess.Popen([LINEAGE_TOOLS, *args], stdout=subprocess.DEVNULL, stderr=slave, cwd=cwd,
+                            env=dbt_env(cwd, TERM="xterm"))
+    os.close(slave)
+    out = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc.wait(timeout=600), out.decode("utf-8", "replace")
+
+
+@pytest.mark.dbt
+def test_progress_bars_on_a_terminal_not_with_quiet(built_pipeline: Path, tmp_path: Path):
+    rc, err = _run_on_a_terminal(["report", "--rows", "none", "-o", str(tmp_path / "a")], built_pipeline)
+    assert rc == 0, err[-2000:]
+    assert "Impact of" in err and "━" in err
+    rc, err = _run_on_a_terminal(["report", "--rows", "none", "--quiet", "-o", str(tmp_path / "b")], built_pipeline)
+    assert rc == 0, err[-2000:]
+    assert "Impact of" not in err and "━" not in err
