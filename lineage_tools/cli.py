@@ -417,6 +417,54 @@ def release_command(
     return _set_sources(source_ids, False, reason, dry_run, fmt.value, project_dir, profiles_dir, target)
 
 
+@app.command("verify")
+def verify_command(
+    select: Annotated[
+        Optional[list[str]], typer.Option("--select", "-s", help="Verify only these models (dbt selection syntax).")
+    ] = None,
+    rows: Annotated[int, typer.Option("--rows", help="At most this many sample rows per input relation.")] = 500,
+    warehouse: Annotated[
+        Optional[Path],
+        typer.Option("--warehouse", help="Built DuckDB file to sample inputs from (opened read-only) "
+                     "[default: the dbt target's path, when built]."),
+    ] = None,
+    generated: Annotated[
+        bool, typer.Option("--generated", help="Do not read the warehouse: seeds from their files, sources "
+                           "generated from their declared types, models run in the scratch database.")
+    ] = False,
+    fmt: Annotated[ImpactFormat, typer.Option("--format", "-f", help="Output format.")] = ImpactFormat.text,
+    output: OutputFile = None,
+    project_dir: ProjectDir = Path("."),
+    profiles_dir: ProfilesDir = None,
+    target: Target = None,
+    quiet: Quiet = False,
+) -> int:
+    """Check lineage by execution: run each model on samples in a scratch in-memory DuckDB, perturb one
+    input column at a time, compare what changes with static lineage. Exit 1 on any false negative."""
+    from . import progress
+    from .project import project_config
+    from .provenance import Env, load_graph
+    from .render.verify import render
+    from .selection import select_models
+    from .verify import default_warehouse, verify_project
+
+    progress.set_quiet(quiet)
+    env = Env(Path(project_dir).resolve(), profiles_dir, target)
+    cfg = project_config(env.project_dir, profiles_dir, target)
+    if generated and warehouse is not None:
+        raise UserError("--warehouse and --generated exclude each other")
+    if warehouse is not None and not warehouse.is_file():
+        raise UserError(f"--warehouse {warehouse}: no such file")
+    graph = load_graph(env)
+    chosen = select_models(graph.project.nodes, " ".join(select) if select else None)
+    wh = None if generated else (warehouse or default_warehouse(cfg.project_dir, cfg.profiles_dir, target))
+    with progress.spinner("Verify", quiet=quiet) as advance:
+        result = verify_project(graph.project, cfg.project_dir, select=chosen, rows=rows, warehouse=wh,
+                                progress=lambda n: advance(description=f"Verify: {n.name}"))
+    write_output(render(result, fmt.value), output)
+    return EXIT_FINDINGS if result.false_negatives else EXIT_OK
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line on stderr and exit 2."""
     try:

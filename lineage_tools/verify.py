@@ -490,11 +490,19 @@ def duckdb_path(project_dir: Path, profiles_dir: Path, profile: str, target: str
     return p if p.is_absolute() else (project_dir / p)
 
 
-def _profile_name(project_dir: Path) -> str:
+def default_warehouse(project_dir: Path, profiles_dir: Path, target: str | None) -> Path | None:
+    """The dbt target's DuckDB file when it exists (built), else None (inputs are generated)."""
     import yaml
 
-    data = yaml.safe_load((project_dir / "dbt_project.yml").read_text(encoding="utf-8")) or {}
-    return str(data.get("profile") or "")
+    try:
+        data = yaml.safe_load((project_dir / "dbt_project.yml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    path = duckdb_path(project_dir, profiles_dir, str(data.get("profile") or ""), target)
+    if path is None or not path.is_file():
+        log.info("verify: no built DuckDB file for this target; generating inputs")
+        return None
+    return path
 
 
 def _parts(node: Node) -> tuple[str, ...]:
@@ -680,7 +688,6 @@ def verify_project(
     checks: list[ModelCheck] = []
     with Scratch() as scratch:
         inputs = _Inputs(project, scratch, project_dir, rows, warehouse)
-        needed = {d for m in models for d in physical_inputs(project, m.node.unique_id)}
         if warehouse is not None:
             # every relation upstream, so models missing from the warehouse can be run from them
             inputs.stage_from_warehouse(n.unique_id for n in project.nodes)
@@ -688,7 +695,6 @@ def verify_project(
             if progress:
                 progress(ml.node)
             checks.append(_verify_model(project, ml, scratch, inputs))
-        del needed
     source = f"warehouse {warehouse}" if warehouse is not None else "generated (seed files, generated sources, models run in scratch)"
     return VerifyResult(tuple(checks), source, rows)
 
