@@ -27,7 +27,7 @@ unioned as (
         email,
         ip_address,
         country_code,
-        cast(null as varchar) as device_os,
+        cast(null as {{ dbt.type_string() }}) as device_os,
         created_at,
         source_id
     from web
@@ -49,9 +49,9 @@ unioned as (
     select
         account_id,
         email,
-        cast(null as varchar) as ip_address,
+        cast(null as {{ dbt.type_string() }}) as ip_address,
         country_code,
-        cast(null as varchar) as device_os,
+        cast(null as {{ dbt.type_string() }}) as device_os,
         created_at,
         source_id
     from partner
