@@ -85,3 +85,42 @@ def test_parse_atom_operators():
     assert (a.method, a.value, a.parents, a.children) == ("tag", "nightly", 2, -1)
     with pytest.raises(UserError):
         parse_atom("@+x")
+
+
+# ---------------------------------------------------------------------------------------------
+# `check --select` and `trace --select` on the pipeline
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from conftest import run_cli  # noqa: E402
+
+
+@pytest.mark.dbt
+def test_check_and_trace_select(compiled_pipeline: Path):
+    def cli(*args: str):
+        return run_cli(*args, "--project-dir", str(compiled_pipeline), cwd=compiled_pipeline)
+
+    one = cli("check", "--select", "stg_users_web", "--format", "json")
+    assert one.returncode in (0, 1), one.stderr
+    assert json.loads(one.stdout)["models_checked"] == 1
+    up = cli("check", "--select", "+int_users_unioned", "--format", "json")
+    assert json.loads(up.stdout)["models_checked"] == 4  # the three user feeds' staging models and itself
+    both = cli("check", "--select", "path:models/marts stg_users_web", "--format", "json")
+    assert json.loads(both.stdout)["models_checked"] == 1 + len(list((compiled_pipeline / "models" / "marts").glob("*.sql")))
+
+    bad = cli("check", "--select", "colour:red")
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+    assert bad.returncode == 2 and errors == [
+        "error: unknown selector method 'colour' in 'colour:red' (use one of: name, tag, path, resource_type, "
+        "source, package, fqn)"]
+    assert "Traceback" not in bad.stderr
+    typo = cli("check", "--select", "stg_users_wbe")
+    assert typo.returncode == 2 and "did you mean: stg_users_web" in typo.stderr
+
+    full = cli("trace", "int_users_unioned.email", "--format", "json")
+    pruned = cli("trace", "int_users_unioned.email", "--select", "int_users_unioned", "--format", "json")
+    assert full.returncode == pruned.returncode == 0, pruned.stderr
+    # the pruned tree stops at the first node outside the selection: the staging models
+    assert "raw_users_web" in full.stdout and "raw_users_web" not in pruned.stdout
+    assert "stg_users_web" in pruned.stdout
