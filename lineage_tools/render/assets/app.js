@@ -278,7 +278,9 @@
     if (state.kind === 'column') h = 'column=' + encodeURIComponent(state.id) + '&name=' + encodeURIComponent(state.col);
     else if (state.kind === 'model') h = 'model=' + encodeURIComponent(state.id);
     else if (state.kind === 'source') h = 'source=' + encodeURIComponent(state.source);
-    if (location.hash.slice(1) !== h) history.replaceState(null, '', h ? '#' + h : location.pathname + location.search);
+    if (location.hash.slice(1) === h) return;
+    try { history.replaceState(null, '', h ? '#' + h : location.pathname + location.search); }
+    catch (err) { /* some browsers refuse history changes on file:// pages: the link just does not follow */ }
   }
   function readHash() {
     var p = new URLSearchParams(location.hash.slice(1));
