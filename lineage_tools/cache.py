@@ -154,17 +154,24 @@ def cache_key(
 ) -> str:
     """The hex SHA-256 of everything a model's lineage depends on.
 
-    `upstream` maps each relation the SQL may read to its columns (in order: `*` expands in
-    that order). `extra` carries anything else the result depends on (the node's config, its
-    raw SQL for line numbers, ...).
+    `upstream` maps each relation the SQL may read to what it holds (its columns in order: `*`
+    expands in that order). `extra` carries anything else the result depends on (the node's
+    config, its raw SQL for line numbers, ...).
 
     >>> k = cache_key(sql="select a from t", dialect="duckdb", upstream={"t": ["a"]})
     >>> k == cache_key(sql="select a from t", dialect="duckdb", upstream={"t": ["a", "b"]})
     False
     """
-    payload = [FORMAT, version, dialect, sql, _canonical(upstream), _canonical(opaque_ctes or {}),
-               _canonical(extra)]
-    return hashlib.sha256(json.dumps(payload, separators=(",", ":"), default=str).encode()).hexdigest()
+    h = hashlib.sha256()
+    for part in (str(FORMAT), version, dialect, sql):
+        h.update(part.encode())
+        h.update(b"\0")
+    for rel in sorted(upstream):
+        h.update(f"{rel}\x1e{_canonical(upstream[rel])!r}\0".encode())
+    for name, target in sorted((opaque_ctes or {}).items()):
+        h.update(f"{name}\x1e{target}\0".encode())
+    h.update(repr(_canonical(extra)).encode())
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
