@@ -260,7 +260,7 @@ def test_catalog_json_gives_columns_of_sources_without_yaml(compiled_mini: Path,
 
 
 def test_time_budget_is_passed_to_the_engine(compiled_mini: Path):
-    proj = P.load_project(compiled_mini, time_budget=1e-9)
+    proj = P.load_project(compiled_mini, time_budget=1e-9, cache=False)
     timed_out = [m for m in proj.models if any(r.code == ReasonCode.TIME_BUDGET for r in m.lineage.reasons)]
     assert timed_out, [(m.node.name, m.status) for m in proj.models]
     assert all(m.status != Status.FULL for m in timed_out)
@@ -274,7 +274,7 @@ def test_analyze_node_is_the_single_per_model_entry(compiled_mini: Path):
         seen.append(node.unique_id)
         return P.analyze_node(node, catalog, dialect, **kw)
 
-    proj = P.load_project(compiled_mini, analyze=counting)
+    proj = P.load_project(compiled_mini, analyze=counting, cache=False)
     assert sorted(seen) == sorted(m.node.unique_id for m in proj.models)
     assert ColumnRef("model.mini.stg_users", "email") in {
         ColumnRef(m.node.unique_id, c) for m in proj.models for c in m.lineage.columns}
