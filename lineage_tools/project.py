@@ -262,6 +262,7 @@ def manifest_problem(cfg: ProjectConfig, manifest: Mapping[str, Any] | None) -> 
     empty = [n["unique_id"] for n in _sql_nodes(manifest) if looks_empty_compiled(n.get("compiled_code"))]
     if empty:
         return f"{cfg.manifest_path} was written by `dbt build --empty` (e.g. {empty[0]})"
+    restore_compiled_sql(manifest, cfg.target_path, cfg.project_dir)  # fills in, after `dbt compile --select`
     uncompiled = [n["unique_id"] for n in _sql_nodes(manifest) if not n.get("compiled_code")]
     if uncompiled:
         return f"{cfg.manifest_path} has no compiled SQL for {len(uncompiled)} node(s), e.g. {uncompiled[0]}"
@@ -320,7 +321,6 @@ def load_manifest(cfg: ProjectConfig, *, compile: bool = True) -> dict[str, Any]
     manifest: dict[str, Any] | None = None
     if cfg.manifest_path.exists():
         manifest = read_manifest(cfg.manifest_path)
-        restore_compiled_sql(manifest, cfg.target_path, cfg.project_dir)  # after `dbt compile --select`
     problem = manifest_problem(cfg, manifest)
     if problem is None:
         return manifest  # type: ignore[return-value]
