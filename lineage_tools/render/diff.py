@@ -146,11 +146,10 @@ def render_text(d: LineageDiff) -> str:
 def render_markdown(d: LineageDiff) -> str:
     q = mdtext.code
     lines = ["### Lineage diff", "", summary_line(d), ""]
-    if d.models:
-        lines += ["| node | change |", "| --- | --- |"]
-        for m in d.models:
-            for s in model_lines(d, m, lambda x: mdtext.code(x, in_table=True)):
-                lines.append(f"| {mdtext.code(m.name, in_table=True)} | {s} |")
+    for m in d.models:
+        lines.append(f"**{q(m.name)}** ({m.resource_type}, {m.kind})")
+        lines.append("")
+        lines += [f"- {s}" for s in model_lines(d, m, q)]
         lines.append("")
     if d.downstream:
         by_model = _downstream_by_model(d)
