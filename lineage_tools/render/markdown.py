@@ -45,7 +45,8 @@ def _counts(doc: dict[str, Any]) -> list[str]:
         f"{status.get('FAILED', 0)} FAILED) |",
         f"| seeds / sources | {types.get('seed', 0)} / {types.get('source', 0)} |",
         f"| column edges | {len(edges)} ({etypes.get('DIRECT', 0)} DIRECT, {etypes.get('INDIRECT', 0)} INDIRECT) |",
-        f"| findings | {len(findings)} ({sev.get('error', 0)} errors, {sev.get('warning', 0)} warnings) |",
+        f"| findings | {len(findings)} ({mdtext.plural(sev.get('error', 0), 'error')}, "
+        f"{mdtext.plural(sev.get('warning', 0), 'warning')}) |",
         f"| registered sources | {len(sources)} ({quarantined} quarantined) |",
     ]
 

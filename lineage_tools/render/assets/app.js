@@ -462,7 +462,7 @@
     var d = el('div', { 'class': 'finding ' + f.severity, 'data-rule': f.rule });
     d.appendChild(el('span', { 'class': 'pill ' + f.severity }, f.severity));
     d.appendChild(document.createTextNode(' '));
-    d.appendChild(el('code', null, f.rule));
+    d.appendChild(el('code', null, /^\d+$/.test(String(f.rule)) ? 'rule ' + f.rule : f.rule));
     if (withModel) {
       d.appendChild(document.createTextNode(' in '));
       d.appendChild(linkTo(label(f.node) + (f.column ? '.' + f.column : ''), function () {
