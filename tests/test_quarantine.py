@@ -1,0 +1,184 @@
+"""`lineage-tools quarantine` / `release`: durable, verified, idempotent removal of a source.
+
+Each test works in its own copy of the built pipeline (project files and DuckDB file).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import LINEAGE_TOOLS, copy_project, dbt_env, run_cli, run_dbt
+
+SOURCE = "labels_vendor_quickmark"
+REASON = "garbage batch: 40% of labels random, Nov 2026"
+
+
+def _copy_built(built: Path, dest: Path) -> Path:
+    shutil.copytree(built, dest, ignore=shutil.ignore_patterns("logs", "*.tmp"))
+    return dest
+
+
+def _registry_rows(project: Path) -> dict[str, dict[str, str]]:
+    with open(project / "seeds" / "data_sources.csv", newline="") as fh:
+        return {r["source_id"]: r for r in csv.DictReader(fh)}
+
+
+def _tables(db: Path) -> list[str]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return sorted(r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'main'").fetchall())
+    finally:
+        con.close()
+
+
+def _differences(left_db: Path, right_db: Path, skip: set[str] = frozenset()) -> dict[str, int]:
+    """Per table of `left_db`, rows in one database and not in the other (multiset)."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{left_db}' as l (read_only)")
+        con.execute(f"attach '{right_db}' as r (read_only)")
+        names = [t for t in _tables(left_db) if t not in skip]
+        out = {}
+        for t in names:
+            a, b = f'select * from l.main."{t}"', f'select * from r.main."{t}"'
+            n = con.execute(f"select (select count(*) from ({a} except all {b})) + "
+                            f"(select count(*) from ({b} except all {a}))").fetchone()[0]
+            if n:
+                out[t] = n
+        return out
+    finally:
+        con.close()
+
+
+def _tainted(project: Path, source: str) -> dict[str, int | None]:
+    proc = run_cli("impact", source, "--format", "json", "--project-dir", str(project), cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["rows_counted"], data
+    return {m["model"]: m["tainted_rows"] for m in data["models"]}
+
+
+@pytest.mark.dbt
+def test_dry_run_changes_nothing(built_pipeline: Path, tmp_path: Path) -> None:
+    project = _copy_built(built_pipeline, tmp_path / "pipeline")
+    before = (project / "seeds" / "data_sources.csv").read_bytes()
+    proc = run_cli("quarantine", SOURCE, "--reason", REASON, "--dry-run", "--format", "json",
+                   "--project-dir", str(project), cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["dry_run"] is True and data["registry_changed"] == [SOURCE]
+    assert data["commands"][0] == "dbt seed --select data_sources"
+    assert data["commands"][1].startswith("dbt build --select stg_job_search_labels+ ")
+    assert (project / "seeds" / "data_sources.csv").read_bytes() == before
+
+
+@pytest.mark.dbt
+def test_quarantine_then_release_round_trip(built_pipeline: Path, tmp_path: Path) -> None:
+    project = _copy_built(built_pipeline, tmp_path / "pipeline")
+    db = project / "target" / "pipeline.duckdb"
+    baseline = tmp_path / "baseline.duckdb"
+    shutil.copy2(db, baseline)
+    csv_before = (project / "seeds" / "data_sources.csv").read_text().splitlines()
+
+    proc = run_cli("quarantine", SOURCE, "--reason", REASON, "--format", "json",
+                   "--project-dir", str(project), cwd=project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["source_ids"] == [SOURCE]
+    assert data["remaining_tainted_rows"] == 0
+    rows = {m["model"]: m for m in data["models"]}
+    assert rows["stg_job_search_labels"]["rows_after"] < rows["stg_job_search_labels"]["rows_before"]
+    assert set(rows) >= {"stg_job_search_labels", "int_labels_resolved", "training_examples"}
+
+    # durable and reviewable: only the three status cells of one registry row changed
+    csv_after = (project / "seeds" / "data_sources.csv").read_text().splitlines()
+    changed = [(a, b) for a, b in zip(csv_before, csv_after) if a != b]
+    assert len(csv_after) == len(csv_before) and len(changed) == 1
+    row = _registry_rows(project)[SOURCE]
+    assert (row["status"], row["status_reason"]) == ("quarantined", REASON)
+    assert row["status_changed_on"]
+
+    # a later plain `dbt build` cannot bring the source back
+    run_dbt(project, "build")
+    assert set(_tainted(project, SOURCE).values()) <= {0, None}
+
+    # running it again is a no-op that still verifies
+    again = run_cli("quarantine", SOURCE, "--reason", REASON, "--format", "json",
+                    "--project-dir", str(project), cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["registry_changed"] == []
+
+    proc = run_cli("release", SOURCE, "--format", "json", "--project-dir", str(project), cwd=project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    released = json.loads(proc.stdout)
+    assert released["tainted_rows"] > 0
+    assert _registry_rows(project)[SOURCE]["status"] == "active"
+
+    run_dbt(project, "build")
+    # every model and raw seed is as before the quarantine; the registry keeps the date of the release
+    assert _differences(baseline, db, skip={"data_sources"}) == {}
+    assert _tables(baseline) == _tables(db)
+
+
+@pytest.mark.dbt
+def test_bad_input(built_pipeline: Path, tmp_path: Path) -> None:
+    project = _copy_built(built_pipeline, tmp_path / "pipeline")
+    proc = run_cli("quarantine", "labels_nobody", "--reason", "x", "--project-dir", str(project), cwd=project)
+    assert proc.returncode == 2 and "registered:" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("quarantine", SOURCE, "--reason", "  ", "--project-dir", str(project), cwd=project)
+    assert proc.returncode == 2 and "--reason" in proc.stderr
+
+
+@pytest.mark.dbt
+def test_killed_quarantine_can_be_run_again(built_pipeline: Path, tmp_path: Path) -> None:
+    """Kill `quarantine` (and its dbt) mid-rebuild; the rerun completes and the tables are
+    those of a clean build with the source quarantined; no table is left half-written."""
+    project = _copy_built(built_pipeline, tmp_path / "pipeline")
+    proc = subprocess.Popen(
+        [LINEAGE_TOOLS, "quarantine", SOURCE, "--reason", REASON, "--project-dir", str(project)],
+        cwd=project, env=dbt_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    killed_at = None
+    try:
+        assert proc.stderr is not None
+        in_build = False
+        for line in proc.stderr:
+            if "running:" in line and " build " in line:
+                in_build = True
+            if in_build and "START sql table model" in line:
+                killed_at = line.strip()
+                os.killpg(proc.pid, signal.SIGKILL)
+                break
+    finally:
+        if proc.poll() is None and killed_at is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert killed_at, "the rebuild never started"
+    assert proc.returncode == -signal.SIGKILL
+    time.sleep(0.5)  # let the killed dbt release the DuckDB file
+    assert _registry_rows(project)[SOURCE]["status"] == "quarantined"  # recorded before the rebuild
+
+    rerun = run_cli("quarantine", SOURCE, "--reason", REASON, "--format", "json",
+                    "--project-dir", str(project), cwd=project)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert json.loads(rerun.stdout)["remaining_tainted_rows"] == 0
+
+    db = project / "target" / "pipeline.duckdb"
+    assert not [t for t in _tables(db) if "__dbt_tmp" in t or "__dbt_backup" in t]
+    # the same tables as a from-scratch build with the source quarantined
+    reference = copy_project(tmp_path / "reference")
+    shutil.copy2(project / "seeds" / "data_sources.csv", reference / "seeds" / "data_sources.csv")
+    run_dbt(reference, "build")
+    assert _differences(reference / "target" / "pipeline.duckdb", db) == {}
