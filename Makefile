@@ -26,9 +26,13 @@ build: install
 report: install
 	$(BIN)/lineage-tools report -o target/lineage
 
-demo: build report
+# The provenance contract (rules 3 and 4) on every model, from lineage alone; exit 1 on a finding.
+check: install
+	$(BIN)/lineage-tools check $(if $(GITHUB_ACTIONS),--format github,)
 
-test: install
+demo: build check report
+
+test: install check
 	$(BIN)/python -m pytest
 
 clean:
