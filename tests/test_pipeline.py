@@ -16,6 +16,7 @@ import csv
 import filecmp
 import importlib.util
 import math
+import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -277,6 +278,35 @@ def test_source_inventory_counts_contributions(
     assert staged["labels_crowd_acme"] == raw_crowd
     assert "labels_crowd_acme" not in after and "users_mobile_app" not in after
     assert after["labels_inhouse"] > 0
+
+
+@pytest.mark.dbt
+def test_no_excluded_sources_test_fails_on_tables_built_before_the_exclusion(
+    built_pipeline: Path, tmp_path: Path
+) -> None:
+    """The generic test catches rows still carrying a source that is now excluded, in scalar
+    (`source_id`) and list (`label_source_ids`) columns, and passes where none is left."""
+    project = copy_project(tmp_path / "pipeline")
+    (project / "target").mkdir()
+    shutil.copy2(built_pipeline / "target" / "pipeline.duckdb", project / "target")
+    result = run_dbt(
+        project, "test", "--select", "test_name:no_excluded_sources",
+        "--vars", "{excluded_sources: [labels_crowd_acme]}", check=False,
+    )
+    with connect(built_pipeline) as con:
+        (n_labels,) = con.execute(
+            "select count(*) from main.stg_job_search_labels where source_id = 'labels_crowd_acme'"
+        ).fetchone()
+        (n_examples,) = con.execute(
+            "select count(*) from main.training_examples "
+            "where list_contains(label_source_ids, 'labels_crowd_acme')"
+        ).fetchone()
+    assert result.returncode == 1
+    output = result.output
+    assert f"FAIL {n_labels} no_excluded_sources_stg_job_search_labels_source_id" in output
+    assert f"FAIL {n_examples} no_excluded_sources_training_examples_label_source_ids" in output
+    assert "PASS no_excluded_sources_stg_users_web_source_id" in output
+    assert "PASS no_excluded_sources_training_examples_event_source_ids" in output
 
 
 # --- bad input ---------------------------------------------------------------------------
