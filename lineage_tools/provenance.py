@@ -430,9 +430,11 @@ def _modes(prov: Provenance, reached: dict[str, set[str]], order: Sequence[str])
         if reasons:
             out[uid] = (REBUILD, reasons[0])
         else:
-            via = ", ".join(sorted(prov.provenance_columns(uid)))
+            cols = sorted(prov.provenance_columns(uid))
+            via = " or ".join(cols)
             out[uid] = (FILTER, f"rows reach it through row-preserving steps only (projections, filters on "
-                                f"their own values, inner joins): dropping the rows whose {via} hold the sources is exact")
+                                f"their own values, inner joins): dropping the rows whose {via} "
+                                f"contain{'s' if len(cols) == 1 else ''} the sources gives what a rebuild would")
     return out
 
 
