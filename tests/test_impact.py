@@ -204,3 +204,139 @@ def test_registered_source_without_rows_has_nothing_to_do(project_copy: Path) ->
     assert data["models"] == [] and data["rebuild_command"] is None
     text_out = _impact(project_copy, "labels_future_vendor", "--no-rows").stdout
     assert "nothing to do" in text_out
+
+
+# ---- the mode rule on hand-made lineage (no dbt) ------------------------------------------
+
+from lineage_tools.graph import LineageGraph  # noqa: E402
+from lineage_tools.records import (  # noqa: E402
+    ColumnEdge, ColumnRef, ModelLineage, Node, ProjectLineage, RowEffect, RowInfluence,
+    StatementLineage, Subtype,
+)
+
+I, T, A = Subtype.IDENTITY, Subtype.TRANSFORMATION, Subtype.AGGREGATION
+
+
+def _node(kind: str, name: str, cols=(), deps=(), meta=()) -> Node:
+    uid = f"{kind}.p.{name}"
+    path = f"seeds/{name}.csv" if kind == "seed" else f"models/{name}.sql"
+    return Node(uid, name, kind, f"db.main.{name}", "db", "main", name, original_file_path=path,
+                materialized="table" if kind == "model" else None,
+                depends_on=tuple(deps), columns=tuple((c, None) for c in cols), meta=tuple(meta))
+
+
+def _model(name, deps, edges, influences=()) -> ModelLineage:
+    cols = tuple(dict.fromkeys(t for t, *_ in edges if t))
+    lin = StatementLineage(
+        cols,
+        tuple(ColumnEdge(t, ColumnRef(f"seed.p.{s}" if s.startswith("raw") else f"model.p.{s}", c), st, m)
+              for t, s, c, st, m in edges),
+        tuple(RowInfluence(f"model.p.{r}" if not r.startswith("raw") else f"seed.p.{r}", e) for r, e in influences),
+    )
+    return ModelLineage(_node("model", name, deps=[f"seed.p.{d}" if d.startswith("raw") else f"model.p.{d}" for d in deps]), lin)
+
+
+@pytest.fixture
+def toy(tmp_path: Path):
+    """raw_users and raw_labels (two sources each) -> inner join -> vote (aggregate) / left join."""
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "data_sources.csv").write_text(
+        "source_id,status,status_reason,status_changed_on\n"
+        "web,active,,\nmobile,active,,\nvendor_a,active,,\nvendor_b,active,,\nempty_one,active,,\n")
+    (tmp_path / "seeds" / "raw_users.csv").write_text("id,email,source_id\n1,a,web\n2,b,mobile\n")
+    (tmp_path / "seeds" / "raw_labels.csv").write_text("id,label,source_id\n1,t,vendor_a\n2,f,vendor_b\n")
+    seeds = [
+        _node("seed", "data_sources", ["source_id", "status"], meta=[("provenance", "registry")]),
+        _node("seed", "raw_users", ["id", "email", "source_id"]),
+        _node("seed", "raw_labels", ["id", "label", "source_id"]),
+    ]
+    joined = _model("joined", ["raw_users", "raw_labels"], [
+        ("id", "raw_users", "id", I, False), ("email", "raw_users", "email", I, False),
+        ("label", "raw_labels", "label", I, False), ("source_id", "raw_users", "source_id", I, False),
+        ("label_source_id", "raw_labels", "source_id", I, False),
+    ])
+    voted = _model("voted", ["joined"], [
+        ("id", "joined", "id", I, False), ("label", "joined", "label", A, False),
+        ("source_ids", "joined", "source_id", A, False), ("label_source_ids", "joined", "label_source_id", A, False),
+    ], [("joined", RowEffect.AGGREGATE)])
+    users_opt = _model("users_opt", ["raw_users", "joined"], [
+        ("id", "raw_users", "id", I, False), ("source_id", "raw_users", "source_id", I, False),
+        ("label", "joined", "label", I, False), ("label_source_id", "joined", "label_source_id", I, False),
+    ], [("joined", RowEffect.OUTER_JOIN_OPTIONAL)])
+    hashed = _model("hashed", ["raw_users"], [
+        ("id", "raw_users", "id", I, False), ("source_id", "raw_users", "source_id", T, True),
+    ])
+    models = (joined, voted, users_opt, hashed)
+    project = ProjectLineage("p", "duckdb", "duckdb", tuple(seeds) + tuple(m.node for m in models), models,
+                             registry="seed.p.data_sources")
+    return LineageGraph(project), Env(tmp_path)
+
+
+def test_inner_join_is_filter_aggregate_and_optional_side_are_rebuild(toy) -> None:
+    graph, env = toy
+    imp = impact(graph, env, ["vendor_a"], count=False)
+    modes = {m.model: m.mode for m in imp.models}
+    assert modes == {"joined": "filter", "voted": "rebuild", "users_opt": "rebuild"}
+    assert "hashed" not in modes  # raw_users holds no vendor_a rows... and hashed reads raw_users only
+    assert imp.model("joined").columns == ("label", "label_source_id")
+    assert "aggregates joined" in imp.model("voted").reason
+    assert "optional side" in imp.model("users_opt").reason
+    assert imp.roots == ("raw_labels",)
+    assert not imp.rows_counted and "not counted" in imp.note
+
+
+def test_a_model_without_the_provenance_is_rebuild(toy) -> None:
+    graph, env = toy
+    imp = impact(graph, env, ["web"], count=False)
+    modes = {m.model: m.mode for m in imp.models}
+    assert modes["hashed"] == "rebuild"
+    assert "does not carry the provenance of raw_users" in imp.model("hashed").reason
+    assert modes["joined"] == "filter"
+    # the optional side of users_opt is joined; raw_users reaches it on the preserved side too,
+    # but also through joined (optional side): rebuild
+    assert modes["users_opt"] == "rebuild"
+
+
+def test_clean_rows_sql_quotes_validated_ids(toy) -> None:
+    graph, env = toy
+    imp = impact(graph, env, ["vendor_a", "vendor_b"], count=False)
+    sql = clean_rows_sql(imp, imp.model("joined"))
+    assert sql == ('select * from "db"."main"."joined" where not (coalesce(cast("source_id" as varchar) in '
+                   "('vendor_a', 'vendor_b'), false) or coalesce(cast(\"label_source_id\" as varchar) in "
+                   "('vendor_a', 'vendor_b'), false))")
+    assert clean_rows_sql(imp, imp.model("voted")) is None
+
+
+def test_registered_source_without_rows_reaches_nothing(toy) -> None:
+    graph, env = toy
+    imp = impact(graph, env, ["empty_one"], count=False)
+    assert imp.models == () and imp.rebuild_command is None
+
+
+def test_unknown_and_malformed_ids_are_user_errors(toy) -> None:
+    from lineage_tools.errors import UnknownNodeError, UserError
+
+    graph, env = toy
+    with pytest.raises(UnknownNodeError, match="registered: web, mobile, vendor_a"):
+        impact(graph, env, ["vendor_c"], count=False)
+    with pytest.raises(UserError):
+        impact(graph, env, ["Vendor_A; drop"], count=False)
+
+
+def test_rebuild_command_is_exact_and_quoted(toy) -> None:
+    graph, env = toy
+    imp = impact(graph, env, ["vendor_a"], count=False)
+    assert imp.rebuild_argv == ("dbt", "build", "--select", "joined", "voted", "users_opt",
+                                "--vars", '{"excluded_sources": ["vendor_a"]}')
+    assert imp.rebuild_command == ("dbt build --select joined voted users_opt "
+                                   "--vars '{\"excluded_sources\": [\"vendor_a\"]}'")
+
+
+def test_check_on_hand_made_lineage(toy) -> None:
+    from lineage_tools.provenance import check
+
+    graph, _ = toy
+    result = check(graph)
+    assert result.models_checked == 4
+    assert [(f.model, f.column, f.rule, f.root) for f in result.findings] == [
+        ("hashed", "source_id", "4", "raw_users")]

@@ -182,3 +182,52 @@ def test_killed_quarantine_can_be_run_again(built_pipeline: Path, tmp_path: Path
     shutil.copy2(project / "seeds" / "data_sources.csv", reference / "seeds" / "data_sources.csv")
     run_dbt(reference, "build")
     assert _differences(reference / "target" / "pipeline.duckdb", db) == {}
+
+
+# ---- the registry edit itself (no dbt) ----------------------------------------------------
+
+from datetime import date  # noqa: E402
+
+from lineage_tools.errors import UnknownNodeError, UserError  # noqa: E402
+from lineage_tools.registry import read_registry, set_status, validate_ids  # noqa: E402
+
+REGISTRY = (
+    "source_id,kind,vendor,cost_usd,status,status_reason,status_changed_on,description\r\n"
+    'web,in_house,internal,0.00,active,,,"Web sign-ups, all countries"\r\n'
+    "vendor_a,outsourced,\"Acme, Inc.\",10.50,active,,,Labels\r\n"
+    "vendor_b,outsourced,B,1.00,quarantined,old,2026-01-02,More labels\r\n"
+)
+
+
+def test_set_status_changes_only_three_cells_and_keeps_formatting(tmp_path: Path) -> None:
+    path = tmp_path / "data_sources.csv"
+    path.write_bytes(REGISTRY.encode())
+    changed = set_status(path, ["vendor_a"], "quarantined", 'bad batch, "v2"', on=date(2026, 11, 28))
+    assert changed == ("vendor_a",)
+    after = path.read_bytes().decode()
+    before_lines, after_lines = REGISTRY.split("\r\n"), after.split("\r\n")
+    assert [i for i, (a, b) in enumerate(zip(before_lines, after_lines)) if a != b] == [2]
+    assert after_lines[2] == 'vendor_a,outsourced,"Acme, Inc.",10.50,quarantined,"bad batch, ""v2""",2026-11-28,Labels'
+    assert read_registry(path).get("vendor_a").status_reason == 'bad batch, "v2"'
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_set_status_is_idempotent_and_keeps_the_first_date(tmp_path: Path) -> None:
+    path = tmp_path / "data_sources.csv"
+    path.write_bytes(REGISTRY.encode())
+    assert set_status(path, ["vendor_b"], "quarantined", "new reason", on=date(2026, 11, 28)) == ()
+    assert path.read_bytes() == REGISTRY.encode()
+    assert set_status(path, ["vendor_b"], "active", "", on=date(2026, 11, 28)) == ("vendor_b",)
+    assert read_registry(path).get("vendor_b").status == "active"
+
+
+def test_ids_are_validated_against_syntax_and_registry(tmp_path: Path) -> None:
+    path = tmp_path / "data_sources.csv"
+    path.write_bytes(REGISTRY.encode())
+    reg = read_registry(path)
+    assert validate_ids(["web", "web", "vendor_a"], reg) == ("web", "vendor_a")
+    with pytest.raises(UnknownNodeError, match="registered: web, vendor_a, vendor_b"):
+        validate_ids(["nope"], reg)
+    with pytest.raises(UserError):
+        set_status(path, ["web'; --"], "quarantined", "x")
+    assert path.read_bytes() == REGISTRY.encode()
