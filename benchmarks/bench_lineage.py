@@ -180,6 +180,80 @@ def bench_size(n: int, workdir: Path, seed: int, repeat: int, per_column_rate: d
     return rows
 
 
+class Split:
+    """CPU seconds spent inside chosen functions (patched in place for one run; nested ones are
+    counted in their own bucket and inside their callers)."""
+
+    TARGETS = (
+        ("engine: lineage.analyze (all)", "lineage_tools.lineage", "analyze"),
+        ("  engine: sql.parse_statement", "lineage_tools.lineage", "parse_statement"),
+        ("  engine: sql.qualify_statement", "lineage_tools.lineage", "qualify_statement"),
+        ("  engine: scope.build_scope", "lineage_tools.lineage", "build_scope"),
+        ("project: sql.Catalog.add", "lineage_tools.sql", "Catalog.add"),
+        ("project: _map_lines (file lines)", "lineage_tools.project", "_map_lines"),
+        ("project: nodes_in_dag_order", "lineage_tools.project", "nodes_in_dag_order"),
+        ("project: read_manifest", "lineage_tools.project", "read_manifest"),
+        ("project: manifest_problem", "lineage_tools.project", "manifest_problem"),
+    )
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self._undo: list[tuple[object, str, object]] = []
+
+    def __enter__(self) -> "Split":
+        import importlib
+
+        for label, module, name in self.TARGETS:
+            owner = importlib.import_module(module)
+            attr = name
+            if "." in name:
+                cls, attr = name.split(".")
+                owner = getattr(owner, cls)
+            orig = getattr(owner, attr)
+            self._undo.append((owner, attr, orig))
+            setattr(owner, attr, self._timed(label, orig))
+        return self
+
+    def _timed(self, label: str, fn):
+        totals = self.totals
+
+        def wrapper(*args, **kwargs):
+            c0 = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                totals[label] = totals.get(label, 0.0) + time.process_time() - c0
+
+        return wrapper
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, attr, orig in reversed(self._undo):
+            setattr(owner, attr, orig)
+
+
+def split_run(n: int, workdir: Path, seed: int) -> str:
+    """Where the CPU time of one cold export goes (engine / project layer / graph / JSON)."""
+    root, _ = synthetic_project.ensure_project(n, workdir, seed)
+    gc.collect()
+    with Split() as split:
+        c0 = time.process_time()
+        pl = project.load_project(root, compile=False)
+        c1 = time.process_time()
+        graph = graph_mod.build_graph(pl)
+        c2 = time.process_time()
+        json_graph.render(graph)
+        c3 = time.process_time()
+    total = c3 - c0
+    rows = [("export, total", total), ("load_project", c1 - c0)]
+    rows += [(label, split.totals.get(label, 0.0)) for label, _, _ in Split.TARGETS]
+    engine = split.totals.get(Split.TARGETS[0][0], 0.0)
+    rows += [("project layer (load_project - engine)", c1 - c0 - engine),
+             ("graph.build_graph", c2 - c1), ("render json", c3 - c2)]
+    lines = [f"CPU split of one cold export, {n} models", "| part | CPU s | share |", "|---|---:|---:|"]
+    lines += [f"| {label} | {sec:.2f} | {sec / total:.0%} |" for label, sec in rows]
+    return "\n".join(lines)
+
+
 def format_table(rows: list[dict]) -> str:
     head = f"| models | contender | wall s | CPU s | x floor (wall) | x floor (CPU) | note |"
     lines = [head, "|---:|---|---:|---:|---:|---:|---|"]
@@ -197,9 +271,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--sample", type=int, default=200,
                     help="above this many models, time trim_selects=True on a sample and scale up")
+    ap.add_argument("--split", type=int, metavar="N",
+                    help="only: CPU split of one cold export of N models (engine/project/graph/json)")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if args.split:
+        print(split_run(args.split, args.workdir, args.seed))
+        return
     sizes = sorted(int(s) for s in args.models.split(","))
     per_column: dict = {}
     rows: list[dict] = []
