@@ -491,7 +491,10 @@ class _Walker:
         result = _ScopeLineage(names, cols, dataset=dataset, rows=rows, feeding=feeding,
                                reads=left.reads | right.reads, star=star)
         order = setop.args.get("order")
-        if order is not None:
+        if order is not None and _orders_by_all(order):
+            for col in cols:  # ORDER BY ALL: every output column, left to right
+                result.sort |= col.refs()
+        elif order is not None:
             for node in order.find_all(exp.Column):
                 idx = result.by_name.get(node.name)
                 if idx is not None:

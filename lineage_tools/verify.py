@@ -44,7 +44,18 @@ from pathlib import Path
 import duckdb
 
 from .errors import UserError, WarehouseError
-from .records import ColumnEdge, ColumnRef, EdgeType, ModelLineage, Node, ProjectLineage, Status, Subtype
+from .records import (
+    ColumnEdge,
+    ColumnRef,
+    EdgeType,
+    ModelLineage,
+    Node,
+    ProjectLineage,
+    RowEffect,
+    RowInfluence,
+    Status,
+    Subtype,
+)
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +340,7 @@ class ModelCheck:
     confirmed: tuple[ColumnEdge, ...] = ()
     unexercised: tuple[ColumnEdge, ...] = ()
     missing: tuple[MissingEdge, ...] = ()
+    by_row_effect: tuple[MissingEdge, ...] = ()  # seen, no edge, explained by DISTINCT / set operation
     unstable: tuple[str, ...] = ()
     status: str = "FULL"  # the static lineage's status
 
@@ -348,10 +360,26 @@ class VerifyResult:
         return tuple((m, e) for m in self.models for e in m.missing)
 
 
+#: Row effects that compare whole rows: an input column that flows into ANY output column then
+#: decides which rows of every column survive (`select distinct a, b`: the values of `a` depend
+#: on `b`). Static lineage records these as row influences, not as edges.
+WHOLE_ROW_EFFECTS = frozenset({RowEffect.DISTINCT, RowEffect.SET_DIFFERENCE})
+
+
 def compare(name: str, unique_id: str, static: Iterable[ColumnEdge], observed: Observed,
-            status: str = "FULL") -> ModelCheck:
-    """Static edges (sources keyed like the scratch relations) against observed dependencies."""
+            status: str = "FULL", row_influences: Iterable[RowInfluence] = ()) -> ModelCheck:
+    """Static edges and row influences (sources keyed like the scratch relations) against
+    observed dependencies.
+
+    An observation is covered by a field edge (DIRECT or INDIRECT) to its output column, or a
+    dataset-wide edge from its input; a changed row count needs a dataset-wide edge or a field
+    edge to every output column. Otherwise, when its input flows into some output column and its
+    relation is deduplicated or compared as whole rows (DISTINCT, UNION, EXCEPT, INTERSECT), it is
+    explained by that row effect (`by_row_effect`); else it is a false negative (`missing`).
+    """
     edges = tuple(dict.fromkeys(e for e in static if not e.incremental_only))
+    whole_row = {r.relation for r in row_influences if r.effect in WHOLE_ROW_EFFECTS}
+    flows = {e.source for e in edges if e.target is not None}
     out_cols = set(observed.columns)
     by_target: dict[str | None, set[ColumnRef]] = {}
     for e in edges:
@@ -362,6 +390,7 @@ def compare(name: str, unique_id: str, static: Iterable[ColumnEdge], observed: O
     rowcount = {o.source for o in observed.observations if o.target is ROWCOUNT}
 
     missing: dict[tuple[str | None, ColumnRef], list[str]] = {}
+    explained: dict[tuple[str | None, ColumnRef], list[str]] = {}
     for o in observed.observations:
         if o.source in dataset:
             continue
@@ -370,7 +399,8 @@ def compare(name: str, unique_id: str, static: Iterable[ColumnEdge], observed: O
                 continue
         elif o.source in by_target.get(o.target, ()):
             continue
-        missing.setdefault((o.target, o.source), []).append(o.perturbation)
+        bucket = explained if (o.source.relation in whole_row and o.source in flows) else missing
+        bucket.setdefault((o.target, o.source), []).append(o.perturbation)
 
     confirmed, unexercised = [], []
     for e in edges:
@@ -384,18 +414,20 @@ def compare(name: str, unique_id: str, static: Iterable[ColumnEdge], observed: O
         runs=observed.runs, failed_runs=observed.failed_runs, confirmed=tuple(confirmed),
         unexercised=tuple(unexercised),
         missing=tuple(MissingEdge(t, s, tuple(dict.fromkeys(p))) for (t, s), p in missing.items()),
+        by_row_effect=tuple(MissingEdge(t, s, tuple(dict.fromkeys(p))) for (t, s), p in explained.items()),
         unstable=observed.unstable, status=status,
     )
 
 
 def verify_statement(scratch: Scratch, sql: str, static: Iterable[ColumnEdge], inputs: Sequence[str], *,
-                     name: str = "statement", unique_id: str | None = None, status: str = "FULL") -> ModelCheck:
+                     name: str = "statement", unique_id: str | None = None, status: str = "FULL",
+                     row_influences: Iterable[RowInfluence] = ()) -> ModelCheck:
     """Observe `sql` over scratch relations `inputs` and compare with `static` edges."""
     observed = observe(scratch, sql, inputs)
     if observed.error is not None:
         return ModelCheck(unique_id or name, name, "error", f"the SQL fails in the scratch database: {observed.error}",
                           runs=observed.runs, failed_runs=observed.failed_runs, status=status)
-    check = compare(name, unique_id or name, static, observed, status)
+    check = compare(name, unique_id or name, static, observed, status, row_influences)
     rows = tuple((k, scratch.rows(k)) for k in inputs)
     message = "" if observed.rows else "the sample gives no output rows: nothing exercised"
     return _replace(check, input_rows=rows, message=message)
@@ -461,6 +493,29 @@ def static_edges(project: ProjectLineage, unique_id: str) -> tuple[ColumnEdge, .
                 e.subtype if e.type is EdgeType.INDIRECT else sub)
             result.append(ColumnEdge(e.target, src, kind, e.masking, e.incremental_only))
     return tuple(dict.fromkeys(result))
+
+
+def static_row_influences(project: ProjectLineage, unique_id: str) -> tuple[RowInfluence, ...]:
+    """A model's row influences, an ephemeral input's effect passed on to what it reads (and the
+    ephemeral model's own row influences added)."""
+    models = {m.node.unique_id: m for m in project.models}
+    by_id = {n.unique_id: n for n in project.nodes}
+    out: dict[RowInfluence, None] = {}
+
+    def walk(uid: str, effects: Iterable[RowInfluence], depth: int = 0) -> None:
+        for r in effects:
+            node = by_id.get(r.relation)
+            if node is not None and node.materialized == "ephemeral" and depth < 20:
+                for dep in physical_inputs(project, r.relation):
+                    out[RowInfluence(dep, r.effect)] = None
+                inner = models.get(r.relation)
+                if inner is not None:
+                    walk(r.relation, inner.lineage.row_influences, depth + 1)
+            else:
+                out[r] = None
+
+    walk(unique_id, models[unique_id].lineage.row_influences)
+    return tuple(out)
 
 
 _ENV_VAR = re.compile(r"\{\{\s*env_var\(\s*['\"]([^'\"]+)['\"]\s*(?:,\s*['\"]([^'\"]*)['\"]\s*)?\)\s*\}\}")
@@ -716,7 +771,8 @@ def _verify_model(project: ProjectLineage, ml: ModelLineage, scratch: Scratch, i
             return ModelCheck(node.unique_id, node.name, "skipped",
                               f"input {name} unavailable: {inputs.failed.get(dep, '?')}", status=status)
     check = verify_statement(scratch, node.compiled_sql, static_edges(project, node.unique_id), deps,
-                             name=node.name, unique_id=node.unique_id, status=status)
+                             name=node.name, unique_id=node.unique_id, status=status,
+                             row_influences=static_row_influences(project, node.unique_id))
     if ml.status == Status.PARTIAL and check.missing:
         note = "static lineage is PARTIAL: missing edges may be the known gap"
         check = _replace(check, message="; ".join(x for x in (check.message, note) if x))

@@ -1,0 +1,373 @@
+"""Fuzzing the lineage engine with an oracle: execution.
+
+Hypothesis draws dbt-style models from a small grammar of the constructs the engine supports
+(CTEs, joins, unions and other set operations, aggregates, windows, stars with DuckDB EXCLUDE /
+REPLACE, scalar / IN / EXISTS subqueries, CASE, COALESCE, DISTINCT, ORDER BY ALL ... LIMIT),
+runs static lineage (`lineage.analyze`) and checks, with `verify`'s machinery on a scratch
+in-memory DuckDB filled with deterministic rows:
+
+* nothing crashes, and the status is not FAILED;
+* the engine's output columns are the columns DuckDB returns;
+* every edge names a column that exists (a catalog column of a relation the SQL reads);
+* no dependency execution sees is missing from static lineage (no false negative).
+
+CI runs a bounded, derandomized number of examples. A larger run on demand:
+
+    LINEAGE_FUZZ_EXAMPLES=2000 .venv/bin/pytest tests/test_fuzz.py -q
+
+(random seeds then; hypothesis prints the failing model, shrunk, and `@reproduce_failure`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lineage_tools.lineage import analyze
+from lineage_tools.records import Status
+from lineage_tools.sql import Catalog
+from lineage_tools.verify import Scratch, compare, generate_rows, observe
+
+EXAMPLES = int(os.environ.get("LINEAGE_FUZZ_EXAMPLES", "0") or 0)
+ON_DEMAND = EXAMPLES > 0
+
+# Input relations: (name, [(column, DuckDB type)])
+TABLES = {
+    "t1": [("k", "INTEGER"), ("a", "INTEGER"), ("b", "VARCHAR"), ("c", "DOUBLE"), ("source_id", "VARCHAR")],
+    "t2": [("k", "INTEGER"), ("x", "INTEGER"), ("y", "VARCHAR"), ("d", "DATE")],
+    "t3": [("k", "INTEGER"), ("a", "INTEGER"), ("z", "VARCHAR"), ("flag", "BOOLEAN")],
+}
+DB, SCHEMA = "db", "main"
+TYPES = {"INTEGER": "int", "VARCHAR": "str", "DOUBLE": "dbl", "DATE": "date", "BOOLEAN": "bool"}
+ROWS = 12
+
+
+def _catalog() -> Catalog:
+    return Catalog("duckdb", {f"{DB}.{SCHEMA}.{t}": {c: typ for c, typ in cols} for t, cols in TABLES.items()})
+
+
+@pytest.fixture(scope="module")
+def scratch():
+    with Scratch() as s:
+        for i, (t, cols) in enumerate(TABLES.items()):
+            s.add_rows(f"{DB}.{SCHEMA}.{t}", (DB, SCHEMA, t), cols,
+                       generate_rows(cols, ROWS, seed=7 + i, strings=("x", "y")))
+        yield s
+
+
+# --------------------------------------------------------------------------------------------
+# The grammar
+
+
+Col = tuple[str, str]  # (name, type: int | str | dbl | date | bool)
+
+
+@dataclass
+class Scope:
+    alias: str
+    cols: list[Col]
+
+
+@dataclass
+class Gen:
+    draw: object
+    ctes: list[tuple[str, list[Col]]] = field(default_factory=list)
+    n: int = 0
+
+    def fresh(self, prefix: str) -> str:
+        self.n += 1
+        return f"{prefix}{self.n}"
+
+    def pick(self, seq):
+        return self.draw(st.sampled_from(list(seq)))
+
+    def chance(self, p: float) -> bool:
+        return self.draw(st.integers(0, 99)) < p * 100
+
+    # ---- expressions -----------------------------------------------------------------------
+
+    def col(self, scopes: list[Scope], typ: str | None = None) -> tuple[str, str] | None:
+        cands = [(f"{s.alias}.{c}", t) for s in scopes for c, t in s.cols
+                 if t != "list" and (typ is None or t == typ)]
+        return self.pick(cands) if cands else None
+
+    def expr(self, scopes: list[Scope], want: str | None = None, depth: int = 0) -> tuple[str, str]:
+        """An expression over the scopes' columns, of type `want` when given."""
+        kind = self.pick(["col", "col", "func", "case", "coalesce", "arith", "scalar"] if depth < 2 else ["col"])
+        if kind == "case":
+            t = want or self.pick(["int", "str"])
+            a, _ = self.expr(scopes, t, depth + 1)
+            b, _ = self.expr(scopes, t, depth + 1)
+            return f"case when {self.cond(scopes, depth + 1)} then {a} else {b} end", t
+        if kind == "coalesce":
+            t = want or self.pick(["int", "str"])
+            a, _ = self.expr(scopes, t, depth + 1)
+            b, _ = self.expr(scopes, t, depth + 1)
+            return f"coalesce({a}, {b})", t
+        if kind == "arith" and want in (None, "int", "dbl"):
+            a, _ = self.expr(scopes, "int", depth + 1)
+            b, _ = self.expr(scopes, "int", depth + 1)
+            op = self.pick(["+", "-", "*"])
+            return (f"({a} {op} {b})", "int") if want != "dbl" else (f"({a} {op} {b}) * 1.5", "dbl")
+        if kind == "scalar" and want in (None, "int"):
+            t = self.pick(TABLES)
+            inner = self.pick([c for c, typ in TABLES[t] if typ == "INTEGER"])
+            outer = self.col(scopes, "int")
+            if outer and self.chance(0.5):
+                return (f"(select max(q.{inner}) from {DB}.{SCHEMA}.{t} as q where q.k = {outer[0]})", "int")
+            return f"(select count(*) from {DB}.{SCHEMA}.{t} as q where q.{inner} > 2)", "int"
+        if kind == "func":
+            src = self.col(scopes)
+            assert src is not None
+            return self.convert(src, want or self.pick(["int", "str", "dbl", "bool"]), func=True)
+        src = self.col(scopes, want) or self.col(scopes)
+        assert src is not None
+        return self.convert(src, want or src[1])
+
+    def convert(self, src: tuple[str, str], want: str, func: bool = False) -> tuple[str, str]:
+        """Column `src` as type `want` (a function applied when `func`)."""
+        e, t = src
+        if t == want and not func:
+            return e, t
+        if want == "str":
+            return (f"upper({e})" if t == "str" else f"cast({e} as varchar)"), "str"
+        if want == "int":
+            return {"str": f"length({e})", "int": f"abs({e})", "dbl": f"cast(floor({e}) as integer)",
+                    "date": f"day({e})", "bool": f"cast({e} as integer)"}[t], "int"
+        if want == "dbl":
+            return ({"str": f"length({e}) * 0.5", "date": f"day({e}) * 0.5", "bool": f"cast({e} as integer) * 0.5"}
+                    .get(t, f"{e} * 0.5")), "dbl"
+        if want == "bool":
+            return ({"str": f"{e} = 'a'", "bool": f"not {e}", "date": f"{e} > date '2026-01-02'"}
+                    .get(t, f"{e} > 2")), "bool"
+        if want == "date":
+            return ((f"{e} + 1" if t == "date" else f"date '2026-01-01' + cast({self.convert(src, 'int')[0]} as integer)"),
+                    "date")
+        raise AssertionError(want)
+
+    def cond(self, scopes: list[Scope], depth: int = 0) -> str:
+        kind = self.pick(["cmp", "cmp", "null", "in", "exists", "and"] if depth < 2 else ["cmp", "null"])
+        if kind == "null":
+            c = self.col(scopes)
+            return f"{c[0]} is {'not ' if self.chance(0.5) else ''}null"
+        if kind == "in":
+            c = self.col(scopes, "int") or self.col(scopes)
+            e, _ = self.convert(c, "int")
+            t = self.pick(TABLES)
+            inner = self.pick([col for col, typ in TABLES[t] if typ == "INTEGER"])
+            neg = "not " if self.chance(0.3) else ""
+            return f"{e} {neg}in (select q.{inner} from {DB}.{SCHEMA}.{t} as q where q.{inner} is not null)"
+        if kind == "exists":
+            c = self.col(scopes, "int")
+            t = self.pick(TABLES)
+            if c is None:
+                return f"exists (select 1 from {DB}.{SCHEMA}.{t} as q where q.k > 3)"
+            neg = "not " if self.chance(0.3) else ""
+            return f"{neg}exists (select 1 from {DB}.{SCHEMA}.{t} as q where q.k = {c[0]})"
+        if kind == "and":
+            return f"({self.cond(scopes, depth + 1)} {self.pick(['and', 'or'])} {self.cond(scopes, depth + 1)})"
+        e, t = self.expr(scopes, None, depth + 1)
+        lit = {"int": "2", "str": "'b'", "dbl": "0.5", "date": "date '2026-01-03'", "bool": "true"}[t]
+        return f"({e}) {self.pick(['=', '>', '<>', '<='])} {lit}"
+
+    # ---- relations ---------------------------------------------------------------------------
+
+    def source(self, depth: int) -> tuple[str, Scope]:
+        """A FROM item: a table, a CTE or (deeper) a derived table, with an alias."""
+        options = ["table"] + (["cte"] * 2 if self.ctes else []) + (["derived"] if depth < 2 else [])
+        kind = self.pick(options)
+        alias = self.fresh("s")
+        if kind == "table":
+            t = self.pick(TABLES)
+            return f"{DB}.{SCHEMA}.{t} as {alias}", Scope(alias, [(c, TYPES[typ]) for c, typ in TABLES[t]])
+        if kind == "cte":
+            name, cols = self.pick(self.ctes)
+            return f"{name} as {alias}", Scope(alias, list(cols))
+        sql, cols = self.query(depth + 1)
+        return f"({sql}) as {alias}", Scope(alias, cols)
+
+    def from_clause(self, depth: int) -> tuple[str, list[Scope]]:
+        sql, first = self.source(depth)
+        scopes = [first]
+        if self.chance(0.4):
+            sql2, second = self.source(depth)
+            left = self.col([first], "int") or self.convert(self.col([first]), "int")
+            right = self.col([second], "int") or self.convert(self.col([second]), "int")
+            join = self.pick(["inner join", "left join", "full join", "right join"])
+            sql = f"{sql}\n    {join} {sql2}\n        on {left[0]} = {right[0]}"
+            scopes.append(second)
+        return sql, scopes
+
+    def select(self, depth: int, want: list[str] | None = None) -> tuple[str, list[Col]]:
+        """A SELECT; its output columns get fresh names (or keep them under a star)."""
+        frm, scopes = self.from_clause(depth)
+        where = f"\n    where {self.cond(scopes)}" if self.chance(0.35) else ""
+        mode = "plain" if want else self.pick(["plain", "plain", "agg", "window", "star", "distinct"])
+        if mode == "star" and len(scopes) == 1:
+            s = scopes[0]
+            star = self.pick(["*", "exclude", "replace"])
+            cols = list(s.cols)
+            if star == "exclude" and len(cols) > 1:
+                drop = self.pick([c for c, _ in cols])
+                cols = [c for c in cols if c[0] != drop]
+                return f"select * exclude ({drop})\n    from {frm}{where}", cols
+            if star == "replace":
+                name, t = self.pick(cols)
+                e, _ = self.expr(scopes, t)
+                return f"select * replace ({e} as {name})\n    from {frm}{where}", cols
+            return f"select *\n    from {frm}{where}", cols
+        items: list[str] = []
+        cols: list[Col] = []
+        if mode == "agg":
+            keys = [self.col(scopes) for _ in range(self.draw(st.integers(1, 2)))]
+            keys = list(dict.fromkeys(keys))
+            for k in keys:
+                name = self.fresh("g")
+                items.append(f"{k[0]} as {name}")
+                cols.append((name, k[1]))
+            for _ in range(self.draw(st.integers(1, 3))):
+                name = self.fresh("m")
+                agg = self.pick(["count_star", "count", "sum", "min", "max", "list", "string_agg"])
+                if agg == "count_star":
+                    items.append(f"count(*) as {name}")
+                    cols.append((name, "int"))
+                    continue
+                e, t = self.expr(scopes, "int" if agg == "sum" else ("str" if agg == "string_agg" else None), 1)
+                if agg == "list":
+                    items.append(f"list_sort(list({e})) as {name}")
+                    cols.append((name, "list"))
+                elif agg == "string_agg":
+                    items.append(f"string_agg({e}, ',' order by {e}) as {name}")
+                    cols.append((name, "str"))
+                else:
+                    items.append(f"{agg}({e}) as {name}")
+                    cols.append((name, "int" if agg in ("count", "sum") else t))
+            group = ", ".join(k[0] for k in keys)
+            having = f"\n    having count(*) > 1" if self.chance(0.2) else ""
+            return f"select {', '.join(items)}\n    from {frm}{where}\n    group by {group}{having}", cols
+        for t in want or [None] * self.draw(st.integers(1, 4)):
+            e, typ = self.expr(scopes, t)
+            name = self.fresh("o")
+            items.append(f"{e} as {name}")
+            cols.append((name, typ))
+        if mode == "window":
+            part = self.col(scopes)
+            allcols = ", ".join(f"{s.alias}.{c}" for s in scopes for c, _ in s.cols)
+            fn = self.pick(["row_number()", "sum_a", "lag"])
+            intcol = self.col(scopes, "int")
+            if fn == "sum_a" and intcol:
+                w = f"sum({intcol[0]}) over (partition by {part[0]})"
+            elif fn == "lag" and intcol:
+                w = f"lag({intcol[0]}) over (partition by {part[0]} order by {allcols})"
+            else:
+                w = f"row_number() over (partition by {part[0]} order by {allcols})"
+            name = self.fresh("w")
+            items.append(f"{w} as {name}")
+            cols.append((name, "int"))
+        distinct = "distinct " if mode == "distinct" else ""
+        return f"select {distinct}{', '.join(items)}\n    from {frm}{where}", cols
+
+    def query(self, depth: int) -> tuple[str, list[Col]]:
+        sql, cols = self.select(depth)
+        if depth < 2 and self.chance(0.2) and all(t != "list" for _, t in cols):
+            op = self.pick(["union all", "union", "except", "intersect"])
+            other, _ = self.select(depth + 1, want=[t for _, t in cols])
+            sql = f"{sql}\n    {op}\n    {other}"
+        if self.chance(0.15):
+            sql += "\n    order by all\n    limit 5"
+        return sql, cols
+
+    def model(self) -> str:
+        """A dbt-style model: import/logical CTEs, then `select * from final` (or a last select)."""
+        parts = []
+        for _ in range(self.draw(st.integers(0, 2))):
+            name = self.fresh("cte")
+            sql, cols = self.query(1)
+            parts.append(f"{name} as (\n    {sql}\n)")
+            self.ctes.append((name, cols))
+        sql, cols = self.query(0)
+        if parts and self.chance(0.5):
+            parts.append(f"final as (\n    {sql}\n)")
+            body = "select * from final"
+        else:
+            body = sql
+        return ("with\n" + ",\n".join(parts) + "\n" if parts else "") + body
+
+
+@st.composite
+def models(draw) -> str:
+    return Gen(draw).model()
+
+
+# --------------------------------------------------------------------------------------------
+# The property
+
+
+def check_model(sql: str, scratch: Scratch) -> None:
+    catalog = _catalog()
+    res = analyze(sql, dialect="duckdb", catalog=catalog)
+    assert res.status != Status.FAILED, f"FAILED: {res.reasons}\n{sql}"
+    inputs = [k for k in scratch.keys if k in sql]
+    observed = observe(scratch, sql, inputs)
+    assert observed.error is None, f"generated SQL fails in DuckDB ({observed.error}):\n{sql}"
+    assert [c.lower() for c in res.columns] == [c.lower() for c in observed.columns], sql
+    for e in res.edges:
+        assert e.target is None or e.target in res.columns, (e, sql)
+        known = catalog.columns(e.source.relation)
+        assert known is not None and e.source.column in known, f"edge names no existing column: {e}\n{sql}"
+    check = compare("fuzz", "fuzz", res.edges, observed, res.status.value, res.row_influences)
+    assert not check.missing, (
+        "false negatives (execution saw, static lineage lacks):\n"
+        + "\n".join(f"  {m.target or '(row count)'} <- {m.source.qualified} {m.perturbations}" for m in check.missing)
+        + f"\nstatus {res.status.value} {res.reasons}\nSQL:\n{sql}"
+    )
+
+
+@settings(
+    max_examples=EXAMPLES or 60,
+    deadline=None,
+    derandomize=not ON_DEMAND,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    database=None if not ON_DEMAND else settings.default.database,
+)
+@given(sql=models())
+def test_static_lineage_misses_no_dependency(sql: str, scratch: Scratch) -> None:
+    check_model(sql, scratch)
+
+
+def test_the_grammar_covers_its_constructs() -> None:
+    """The generator reaches every construct it claims (else the fuzz test proves less)."""
+    seen: set[str] = set()
+    marks = {
+        "cte": "with\n", "join": " join ", "union": " union", "group by": "group by", "window": " over (",
+        "star": "select *", "exclude": "exclude (", "replace": "replace (", "case": "case when",
+        "exists": "exists (", "in-subquery": "in (select", "scalar": "(select ", "distinct": "select distinct",
+        "limit": "limit 5", "coalesce": "coalesce(", "set-difference": "except",
+    }
+
+    @settings(max_examples=300, derandomize=True, deadline=None, database=None)
+    @given(sql=models())
+    def collect(sql: str) -> None:
+        seen.update(k for k, m in marks.items() if m in sql)
+
+    collect()
+    assert set(marks) <= seen, set(marks) - seen
+
+
+# Models the fuzzer found that static lineage got wrong, shrunk by hand; each must stay fixed.
+REGRESSIONS = {
+    # ORDER BY ALL ... LIMIT on a set operation: every output column is a sort key (was: no SORT edges)
+    "union_order_by_all_limit": "with c as (select b, k from db.main.t1 union all select z, k from db.main.t3 "
+                                "order by all limit 3) select k from c",
+    "union_distinct_order_by_all_limit": "select k from (select b, k from db.main.t1 union select z, k "
+                                         "from db.main.t3 order by all limit 3)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSIONS))
+def test_regression(name: str, scratch: Scratch) -> None:
+    check_model(REGRESSIONS[name], scratch)
