@@ -37,6 +37,8 @@ import csv
 import logging
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -594,6 +596,15 @@ class _Inputs:
             self.scratch.conn.execute(f"ATTACH {_literal(str(path))} AS {quote_ident(alias)} (READ_ONLY)")
         except duckdb.Error as exc:
             msg = _one_line(exc)
+            if "already attached" in msg:
+                # dbt ran in this process (compiling) and still holds the file: read a copy
+                self._copy_dir = tempfile.TemporaryDirectory(prefix="lineage-verify-")
+                copy = Path(self._copy_dir.name) / path.name
+                shutil.copy2(path, copy)
+                if path.with_name(path.name + ".wal").exists():
+                    shutil.copy2(path.with_name(path.name + ".wal"), copy.with_name(copy.name + ".wal"))
+                log.info("verify: %s is open in this process; sampling a copy", path)
+                return self._attach(copy)
             if "lock" in msg.lower():
                 raise WarehouseError(f"{path}: the DuckDB file is locked by another process (a dbt run?); "
                                      "nothing was changed. Retry when it is done, or use --generated") from None
@@ -750,8 +761,12 @@ def verify_project(
             if progress:
                 progress(ml.node)
             checks.append(_verify_model(project, ml, scratch, inputs))
-    source = f"warehouse {warehouse}" if warehouse is not None else "generated (seed files, generated sources, models run in scratch)"
-    return VerifyResult(tuple(checks), source, rows)
+        counts: dict[str, int] = {}
+        for origin in inputs.origin.values():
+            counts[origin] = counts.get(origin, 0) + 1
+    where = f"warehouse {warehouse} (read-only)" if warehouse is not None else "no warehouse"
+    detail = ", ".join(f"{n} from {o}" for o, n in sorted(counts.items()))
+    return VerifyResult(tuple(checks), f"{where}; relations: {detail or 'none'}", rows)
 
 
 def _verify_model(project: ProjectLineage, ml: ModelLineage, scratch: Scratch, inputs: _Inputs) -> ModelCheck:

@@ -215,8 +215,8 @@ class Gen:
                 drop = self.pick([c for c, _ in cols])
                 cols = [c for c in cols if c[0] != drop]
                 return f"select * exclude ({drop})\n    from {frm}{where}", cols
-            if star == "replace":
-                name, t = self.pick(cols)
+            if star == "replace" and any(t != "list" for _, t in cols):
+                name, t = self.pick([c for c in cols if c[1] != "list"])
                 e, _ = self.expr(scopes, t)
                 return f"select * replace ({e} as {name})\n    from {frm}{where}", cols
             return f"select *\n    from {frm}{where}", cols
