@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ManifestError
+from .graph import LineageGraph
 from .records import ColumnRef, Finding, ModelLineage, Node, ProjectLineage, Status, Subtype
 
 log = logging.getLogger(__name__)
@@ -181,33 +182,19 @@ def _finding_delta(base: Iterable[Finding], head: Iterable[Finding]) -> tuple[tu
     return added, removed
 
 
-def consumers(project: ProjectLineage) -> dict[ColumnRef, set[ColumnRef]]:
-    """Input column -> output columns that read it; a dataset-wide edge feeds every column."""
-    out: dict[ColumnRef, set[ColumnRef]] = defaultdict(set)
-    for ml in project.models:
-        uid = ml.node.unique_id
-        for e in ml.lineage.edges:
-            if e.incremental_only:
-                continue
-            if e.target is None:
-                out[e.source].update(ColumnRef(uid, c) for c in ml.lineage.columns)
-            else:
-                out[e.source].add(ColumnRef(uid, e.target))
-    return out
-
-
 def reach(project: ProjectLineage, start: Iterable[ColumnRef]) -> tuple[ColumnRef, ...]:
-    """Every column downstream of `start` in `project` (excluding `start` itself)."""
-    feeds = consumers(project)
+    """Every column downstream of `start` in `project` (excluding `start` itself), walked as
+    `graph.LineageGraph.downstream` walks: a dataset-wide edge reaches every column of its model."""
+    graph = LineageGraph(project)
     start = set(start)
     seen: set[ColumnRef] = set()
     frontier = list(start)
     while frontier:
         col = frontier.pop()
-        for nxt in feeds.get(col, ()):
-            if nxt not in seen and nxt not in start:
-                seen.add(nxt)
-                frontier.append(nxt)
+        for e in graph.downstream_edges(col, incremental=False):
+            if e.target not in seen and e.target not in start:
+                seen.add(e.target)
+                frontier.append(e.target)
     return tuple(sorted(seen))
 
 
@@ -247,16 +234,19 @@ def diff_lineage(
         ch = _model_change(b_models.get(uid), h_models.get(uid), names)
         if ch is not None:
             changes.append(ch)
-    # seeds and sources appear or go without a ModelLineage of their own
-    by_id = {n.unique_id: n for n in (*base.nodes, *head.nodes)}
-    for uid in sorted((h_nodes ^ b_nodes) - set(b_models) - set(h_models)):
-        n = by_id[uid]
-        cols = tuple(c for c, _ in n.columns)
-        added = uid in h_nodes
-        changes.append(
-            ModelChange(uid, names[uid], ADDED if added else REMOVED, n.resource_type,
-                        columns_added=cols if added else (), columns_removed=() if added else cols)
-        )
+    # seeds and sources appear, go, or change columns without a ModelLineage of their own
+    b_by_id = {n.unique_id: n for n in base.nodes}
+    h_by_id = {n.unique_id: n for n in head.nodes}
+    for uid in sorted((h_nodes | b_nodes) - set(b_models) - set(h_models)):
+        b_cols = tuple(c for c, _ in b_by_id[uid].columns) if uid in b_by_id else ()
+        h_cols = tuple(c for c, _ in h_by_id[uid].columns) if uid in h_by_id else ()
+        added = tuple(c for c in h_cols if c not in b_cols)
+        removed = tuple(c for c in b_cols if c not in h_cols)
+        kind = ADDED if uid not in b_by_id else REMOVED if uid not in h_by_id else CHANGED
+        if kind == CHANGED and not (added or removed):
+            continue
+        n = h_by_id.get(uid) or b_by_id[uid]
+        changes.append(ModelChange(uid, names[uid], kind, n.resource_type, columns_added=added, columns_removed=removed))
     start = _changed_columns(head, changes)
     downstream = reach(head, start)
     f_added, f_removed = _finding_delta(base_findings, head_findings)

@@ -100,6 +100,21 @@ def test_each_kind_of_change_is_one_sentence():
     assert [(c.relation, c.column) for c in d.downstream] == [(AGG, "total")]
 
 
+def test_source_columns_and_new_models():
+    base, head = base_and_head()
+    src = next(n for n in head.nodes if n.unique_id == SRC)
+    wider = ProjectLineage("p", "duckdb", "duckdb",
+                           tuple(n if n.unique_id != SRC else Node(**{**src.__dict__, "columns": src.columns + (("discount", None),)})
+                                 for n in base.nodes), base.models)
+    d = diff_lineage(base, wider)
+    assert [(m.name, m.kind, m.columns_added) for m in d.models] == [("raw.orders", "changed", ("discount",))]
+    assert "`raw.orders`: new column `discount`\n" in render(d, "text")
+    # a model that appears reaches nothing yet, and is one line
+    extra = project({STG: STG_MODEL, "model.p.new": (("a",), [("a", STG, "amount", "IDENTITY")])})
+    d = diff_lineage(project({STG: STG_MODEL}), extra)
+    assert "new model `new` (1 column)" in render(d, "text")
+
+
 def test_same_lineage_is_no_change():
     base, _ = base_and_head()
     d = diff_lineage(base, base)

@@ -80,7 +80,8 @@ def model_lines(d: LineageDiff, m: ModelChange, q: Quote) -> list[str]:
     extra_added = [c for c in m.columns_added if c not in covered]
     extra_removed = [c for c in m.columns_removed if c not in covered]
     if extra_added:
-        lines.append(f"{name}: new column {mdtext.join_words([q(c) for c in extra_added])} (no input column)")
+        tail = " (no input column)" if m.resource_type in ("model", "snapshot") else ""
+        lines.append(f"{name}: new column {mdtext.join_words([q(c) for c in extra_added])}{tail}")
     if extra_removed:
         lines.append(f"{name}: column {mdtext.join_words([q(c) for c in extra_removed])} removed")
     lines += [column_sentence(d, c, q) for c in m.columns]
