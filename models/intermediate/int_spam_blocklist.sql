@@ -24,7 +24,7 @@ spam_scores as (
 
 ),
 
-blocklist as (
+final as (
 
     select
         'account' as blocked_kind,
@@ -53,4 +53,4 @@ blocklist as (
 
 )
 
-select * from blocklist
+select * from final

@@ -16,7 +16,7 @@ blocklist as (
 
 ),
 
-despammed as (
+final as (
 
     select
         users.account_id,
@@ -42,4 +42,4 @@ despammed as (
 
 )
 
-select * from despammed
+select * from final

@@ -20,7 +20,7 @@ partner as (
 
 ),
 
-unioned as (
+final as (
 
     select
         account_id,
@@ -58,4 +58,4 @@ unioned as (
 
 )
 
-select * from unioned
+select * from final

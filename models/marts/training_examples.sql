@@ -24,7 +24,7 @@ labels as (
 
 ),
 
-examples as (
+final as (
 
     select
         users.user_id,
@@ -57,4 +57,4 @@ examples as (
 
 )
 
-select * from examples
+select * from final
