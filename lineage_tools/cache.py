@@ -155,7 +155,7 @@ def cache_key(
     """The hex SHA-256 of everything a model's lineage depends on.
 
     `upstream` maps each relation the SQL may read to what it holds (its columns in order: `*`
-    expands in that order). `extra` carries anything else the result depends on (the node's
+    expands in that order), as a value or already serialized as a string. `extra` carries anything else the result depends on (the node's
     config, its raw SQL for line numbers, ...).
 
     >>> k = cache_key(sql="select a from t", dialect="duckdb", upstream={"t": ["a"]})
@@ -167,10 +167,11 @@ def cache_key(
         h.update(part.encode())
         h.update(b"\0")
     for rel in sorted(upstream):
-        h.update(f"{rel}\x1e{_canonical(upstream[rel])!r}\0".encode())
+        value = upstream[rel]
+        h.update(f"{rel}\x1e{value if isinstance(value, str) else repr(_canonical(value))}\0".encode())
     for name, target in sorted((opaque_ctes or {}).items()):
         h.update(f"{name}\x1e{target}\0".encode())
-    h.update(repr(_canonical(extra)).encode())
+    h.update((extra if isinstance(extra, str) else repr(_canonical(extra))).encode())
     return h.hexdigest()
 
 
@@ -362,7 +363,10 @@ def model_key(
         if text:
             for name in set(_TOKEN.findall(text.lower())):
                 relations.update(index.by_name.get(name, ()))
-    upstream = {rel: [relation_ids.get(rel), _catalog_columns(catalog, rel)] for rel in relations}
+    upstream = {}
+    for rel in relations:
+        cols = _catalog_columns(catalog, rel)
+        upstream[rel] = f"{relation_ids.get(rel)}\x1e" + ("\x1f".join(cols) if cols is not None else "\x15")
     return cache_key(sql=node.compiled_sql or "", dialect=dialect, upstream=upstream,
                      opaque_ctes=opaque_ctes, extra=repr(node),
                      version=version if version is not None else _tool_version())
