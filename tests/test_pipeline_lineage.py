@@ -136,17 +136,18 @@ MODELS = {
         * <- int_users_unioned.ip_address FILTER
         rows: int_spam_blocklist anti_join
     """,
-    # the group id is the least account id passed along the links (min + coalesce per hop);
+    # the group id is the least account id passed along the links (a min over the account and
+    # its linked accounts per hop, grouped by account, so the link ends are GROUP_BY keys);
     # collect_sources is coalesce(list_sort(list(distinct ...)), []): AGGREGATION + CONDITIONAL
     "int_user_accounts": """
         account_id <- int_users_despammed.account_id IDENTITY
-        user_id <- int_users_despammed.account_id AGGREGATION CONDITIONAL
+        user_id <- int_users_despammed.account_id AGGREGATION
         source_id <- int_users_despammed.source_id IDENTITY
         user_source_ids <- int_users_despammed.source_id AGGREGATION CONDITIONAL
         merge_source_ids <- stg_id_merge_pairs.source_id AGGREGATION CONDITIONAL
         * <- int_users_despammed.account_id FILTER GROUP_BY JOIN
-        * <- stg_id_merge_pairs.account_id_a FILTER JOIN
-        * <- stg_id_merge_pairs.account_id_b FILTER JOIN
+        * <- stg_id_merge_pairs.account_id_a FILTER GROUP_BY JOIN
+        * <- stg_id_merge_pairs.account_id_b FILTER GROUP_BY JOIN
         * <- stg_id_merge_pairs.match_score FILTER
         rows: int_users_despammed aggregate outer_join_optional semi_join
         rows: stg_id_merge_pairs aggregate outer_join_optional

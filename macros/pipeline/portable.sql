@@ -6,11 +6,11 @@
 {%- endmacro %}
 
 {% macro default__hash_bucket(expression, buckets) -%}
-  cast(md5_number(cast({{ expression }} as varchar)) % {{ buckets | int }} as integer)
+  {{ provenance_pipeline.no_adapter_version('hash_bucket') }}
 {%- endmacro %}
 
 {% macro duckdb__hash_bucket(expression, buckets) -%}
-  {{ provenance_pipeline.default__hash_bucket(expression, buckets) }}
+  cast(md5_number(cast({{ expression }} as varchar)) % {{ buckets | int }} as integer)
 {%- endmacro %}
 
 
@@ -20,9 +20,9 @@
 {%- endmacro %}
 
 {% macro default__days_between(start, end) -%}
-  date_diff('day', cast({{ start }} as date), cast({{ end }} as date))
+  {{ provenance_pipeline.no_adapter_version('days_between') }}
 {%- endmacro %}
 
 {% macro duckdb__days_between(start, end) -%}
-  {{ provenance_pipeline.default__days_between(start, end) }}
+  date_diff('day', cast({{ start }} as date), cast({{ end }} as date))
 {%- endmacro %}

@@ -3,8 +3,9 @@
   source ids of its group. Each returns a sorted list of distinct, non-null source ids (an empty
   list when the group carries none), so equal provenance always compares equal.
 
-  Default implementations use DuckDB list functions; an engine without them adds its own
-  `<adapter>__` version of each macro (see docs/pipeline.md).
+  The `duckdb__` versions use DuckDB list functions, the `spark__` ones (macros/spark/) Spark's;
+  `default__` fails at compile time naming the macro, so another engine adds its own
+  `<adapter>__` version of each macro (see docs/pipeline.md, docs/spark.md).
 #}
 
 {# collect_sources(column): aggregate the scalar source ids of a group into a list. #}
@@ -13,11 +14,11 @@
 {%- endmacro %}
 
 {% macro default__collect_sources(column) -%}
-  coalesce(list_sort(list(distinct {{ column }}) filter (where {{ column }} is not null)), {{ provenance_pipeline.empty_source_list() }})
+  {{ provenance_pipeline.no_adapter_version('collect_sources') }}
 {%- endmacro %}
 
 {% macro duckdb__collect_sources(column) -%}
-  {{ provenance_pipeline.default__collect_sources(column) }}
+  coalesce(list_sort(list(distinct {{ column }}) filter (where {{ column }} is not null)), {{ provenance_pipeline.empty_source_list() }})
 {%- endmacro %}
 
 
@@ -27,9 +28,9 @@
 {%- endmacro %}
 
 {% macro default__collect_source_lists(list_column) -%}
-  coalesce(list_sort(list_distinct(flatten(list({{ list_column }})))), {{ provenance_pipeline.empty_source_list() }})
+  {{ provenance_pipeline.no_adapter_version('collect_source_lists') }}
 {%- endmacro %}
 
 {% macro duckdb__collect_source_lists(list_column) -%}
-  {{ provenance_pipeline.default__collect_source_lists(list_column) }}
+  coalesce(list_sort(list_distinct(flatten(list({{ list_column }})))), {{ provenance_pipeline.empty_source_list() }})
 {%- endmacro %}

@@ -9,11 +9,11 @@
 {%- endmacro %}
 
 {% macro default__empty_source_list() -%}
-  cast([] as varchar[])
+  {{ provenance_pipeline.no_adapter_version('empty_source_list') }}
 {%- endmacro %}
 
 {% macro duckdb__empty_source_list() -%}
-  {{ provenance_pipeline.default__empty_source_list() }}
+  cast([] as varchar[])
 {%- endmacro %}
 
 
@@ -26,15 +26,15 @@
 {%- endmacro %}
 
 {% macro default__merge_sources(scalars, lists) -%}
+  {{ provenance_pipeline.no_adapter_version('merge_sources') }}
+{%- endmacro %}
+
+{% macro duckdb__merge_sources(scalars, lists) -%}
   {%- set parts = [] -%}
   {%- if scalars -%}{%- do parts.append('[' ~ (scalars | join(', ')) ~ ']') -%}{%- endif -%}
   {%- for l in lists -%}{%- do parts.append('coalesce(' ~ l ~ ', ' ~ provenance_pipeline.empty_source_list() ~ ')') -%}{%- endfor -%}
   {%- if not parts -%}{{ exceptions.raise_compiler_error('merge_sources() needs at least one column') }}{%- endif -%}
   coalesce(list_sort(list_distinct(flatten([{{ parts | join(', ') }}]))), {{ provenance_pipeline.empty_source_list() }})
-{%- endmacro %}
-
-{% macro duckdb__merge_sources(scalars, lists) -%}
-  {{ provenance_pipeline.default__merge_sources(scalars, lists) }}
 {%- endmacro %}
 
 
@@ -44,11 +44,11 @@
 {%- endmacro %}
 
 {% macro default__source_list_contains(list_column, value) -%}
-  list_contains({{ list_column }}, {{ value }})
+  {{ provenance_pipeline.no_adapter_version('source_list_contains') }}
 {%- endmacro %}
 
 {% macro duckdb__source_list_contains(list_column, value) -%}
-  {{ provenance_pipeline.default__source_list_contains(list_column, value) }}
+  list_contains({{ list_column }}, {{ value }})
 {%- endmacro %}
 
 
@@ -61,11 +61,11 @@
 {%- endmacro %}
 
 {% macro default__explode_sources(list_expression) -%}
-  unnest({{ list_expression }})
+  {{ provenance_pipeline.no_adapter_version('explode_sources') }}
 {%- endmacro %}
 
 {% macro duckdb__explode_sources(list_expression) -%}
-  {{ provenance_pipeline.default__explode_sources(list_expression) }}
+  unnest({{ list_expression }})
 {%- endmacro %}
 
 

@@ -6,6 +6,9 @@
 -- fixed number of steps (engine-neutral, no recursive SQL): one person has at most one account
 -- per feed, so a group needs two steps, and the extra steps absorb the model's rare wrong links
 -- between people. The singular test `assert_merge_groups_converged` fails if that is too few.
+-- Each step reads the previous one once (an account's new anchor is the least anchor among
+-- itself and its links): a step that read it twice would double the plan at every step on
+-- engines that inline CTEs (Spark).
 --
 -- Provenance: `source_id` is the account record's own source; `user_source_ids` are the sources
 -- of every record in the group (they decide `user_id`), `merge_source_ids` those of the links.
@@ -63,18 +66,32 @@ hop_0 as (
     from accounts
 
 ),
+
+reach as (
+
+    select
+        account_id,
+        linked_account_id
+    from links
+
+    union all
+
+    select
+        account_id,
+        account_id as linked_account_id
+    from accounts
+
+),
 {% for hop in range(1, n_hops + 1) %}
 hop_{{ hop }} as (
 
     select
-        previous.account_id,
-        least(previous.anchor_id, coalesce(min(linked.anchor_id), previous.anchor_id)) as anchor_id
-    from hop_{{ hop - 1 }} as previous
-    left join links
-        on links.account_id = previous.account_id
-    left join hop_{{ hop - 1 }} as linked
-        on linked.account_id = links.linked_account_id
-    group by previous.account_id, previous.anchor_id
+        reach.account_id,
+        min(previous.anchor_id) as anchor_id
+    from reach
+    inner join hop_{{ hop - 1 }} as previous
+        on previous.account_id = reach.linked_account_id
+    group by reach.account_id
 
 ),
 {% endfor %}
