@@ -687,13 +687,16 @@ def set_sources(
         rc = wh.run_dbt(env.dbt, list(build_argv[1:]), on_line)
         if rc != 0:
             raise RebuildError(f"`{commands[1]}` failed (exit {rc}); the registry is updated: fix and run `lineage-tools {action}` again")
-    after = _totals(env, project, prov, uids, ids) if uids else wh.Counts({}, False)
+    # the proof covers every model with a provenance column, not only the ones lineage reaches
+    every = [m.node.unique_id for m in project.models
+             if m.node.resource_type in MODEL_TYPES and prov.provenance_columns(m.node.unique_id)]
+    after = _totals(env, project, prov, list(dict.fromkeys([*uids, *every])), ids)
     rows = tuple(
         ModelRows(m.model, before.rows[m.unique_id].total_rows if m.unique_id in before.rows else None,
                   after.rows[m.unique_id].total_rows if m.unique_id in after.rows else None)
         for m in imp.models
     )
-    remaining = sum((after.rows[u].tainted_rows or 0) for u in uids if u in after.rows)
+    remaining = sum((c.tainted_rows or 0) for c in after.rows.values())
     result = QuarantineResult(action, ids, changed, rows, remaining, False, commands, note)
     if quarantine and remaining:
         raise RebuildError(f"{remaining} row(s) still carry {', '.join(ids)} after the rebuild")
