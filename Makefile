@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DBT_PROFILES_DIR ?= $(CURDIR)
 
-.PHONY: install demo build report check test clean
+.PHONY: install demo build report check test clean install-spark build-spark test-spark
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,21 @@ demo: build check report
 
 test: install check
 	$(BIN)/python -m pytest
+
+# The `spark` target (docs/spark.md): the spark extra (dbt-spark, pyspark; needs Java 17+), then
+# the same build on a local Spark session. `make test` runs the Spark test too once it is installed.
+install-spark: $(VENV)/.installed-spark
+
+$(VENV)/.installed-spark: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"
+	@touch $@
+
+build-spark: install-spark
+	$(BIN)/python -m lineage_tools.spark_env --start
+	$(BIN)/dbt build --target spark
+
+test-spark: install-spark
+	$(BIN)/python -m pytest -m spark tests/test_spark.py
 
 clean:
 	rm -rf $(VENV) target logs
