@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT, run_dbt
+from conftest import PROJECT_ROOT, run_cli, run_dbt
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
 
@@ -224,6 +224,16 @@ def test_a_warm_run_imports_no_dbt_and_parses_no_sql(synth_copy: Path) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                          env=dict(os.environ, DO_NOT_TRACK="1"))
     assert out.stdout.split() == [str(N_MODELS), "0", "0", "False"], out.stderr
+
+
+@pytest.mark.dbt
+def test_the_cli_says_a_second_export_analysed_nothing(synth_copy: Path) -> None:
+    first = run_cli("export", "--project-dir", str(synth_copy), cwd=synth_copy)
+    second = run_cli("export", "--project-dir", str(synth_copy), cwd=synth_copy)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    assert f"0 model(s) from cache, {N_MODELS} analysed" in first.stderr
+    assert f"{N_MODELS} model(s) from cache, 0 analysed" in second.stderr
+    assert first.stdout == second.stdout
 
 
 # --------------------------------------------------------------------------------------------
