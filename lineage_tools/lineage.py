@@ -163,6 +163,7 @@ class _ScopeLineage:
     reads: set[str] = field(default_factory=set)  # every base relation read
     limited: bool = False
     star: bool = False  # an unexpanded star: the column list is incomplete
+    star_source: tuple[exp.Table | Scope, str] | None = None  # what a lone unexpanded star reads
     by_name: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -355,6 +356,7 @@ class _Walker:
         cols: list[_Col] = []
         projected: list[tuple[exp.Expr, _Col]] = []
         star = False
+        star_sources: list[tuple[exp.Table | Scope, str] | None] = []
         for projection in sel.expressions:
             self.check_time()
             if isinstance(projection, exp.Star) or (
@@ -364,6 +366,7 @@ class _Walker:
                 self.reason(ReasonCode.UNEXPANDED_STAR,
                             f"cannot expand {projection.sql(self.dialect)}: columns unknown",
                             _line(projection))
+                star_sources.append(_star_source(projection, scope, sel))
                 continue
             columns_expr = projection.find(exp.Columns) if self.maybe_columns else None
             if columns_expr is not None:
@@ -434,6 +437,7 @@ class _Walker:
         return _ScopeLineage(
             names, cols, dataset=st.dataset, sort=sort, rows=st.rows, feeding=feeding,
             reads=st.reads | feeding, limited=limited, star=star,
+            star_source=star_sources[0] if len(star_sources) == 1 else None,
         )
 
     def set_operation(self, scope: Scope) -> _ScopeLineage:
@@ -685,6 +689,10 @@ class _Walker:
             elif child.star:
                 self.reason(ReasonCode.UNEXPANDED_STAR, f"column {source_name}.{name} comes "
                             "from an unexpanded star", _line(node), name)
+                if child.star_source is not None:
+                    # `select * from t` with t's columns unknown: the name passes through
+                    inner, inner_name = child.star_source
+                    self.source_column(inner, inner_name, name, kind, masking, out, node)
             else:
                 self.reason(ReasonCode.UNKNOWN_COLUMN, f"column {source_name}.{name} cannot "
                             "be resolved", _line(node), name)
@@ -815,6 +823,19 @@ def _is_using_key(node: exp.Coalesce) -> bool:
     return len(args) > 1 and all(
         isinstance(a, exp.Column) and a.name == args[0].name for a in args
     )
+
+
+def _star_source(star: exp.Expr, scope: Scope, sel: exp.Select) -> tuple[exp.Table | Scope, str] | None:
+    """The one source an unexpanded `*` / `t.*` reads, if there is exactly one."""
+    if isinstance(star, exp.Column) and star.table:
+        source = scope.sources.get(star.table)
+        return (source, star.table) if source is not None else None
+    if sel.args.get("joins"):
+        return None
+    from_ = sel.args.get("from_")
+    name = from_.this.alias_or_name if from_ is not None else None
+    source = scope.sources.get(name) if name else None
+    return (source, name) if source is not None else None
 
 
 def _orders_by_all(order: exp.Order) -> bool:
