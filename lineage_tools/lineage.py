@@ -207,6 +207,9 @@ class _Walker:
         traversed = list(root.traverse())
         self.traversed = {id(s) for s in traversed}
         self.by_expression = {id(s.expression): s for s in traversed}
+        self.root = root
+        # the root SELECT's names, columns and state as they are built (for a time-out)
+        self.progress: tuple[list[str], list[_Col], _State] | None = None
 
     # -- bookkeeping ---------------------------------------------------------------------
     def reason(self, code: ReasonCode, message: str, line: int | None = None,
@@ -357,6 +360,8 @@ class _Walker:
         projected: list[tuple[exp.Expr, _Col]] = []
         star = False
         star_sources: list[tuple[exp.Table | Scope, str] | None] = []
+        if scope is self.root:
+            self.progress = (names, cols, st)
         for projection in sel.expressions:
             self.check_time()
             if isinstance(projection, exp.Star) or (
@@ -1032,9 +1037,12 @@ def analyze(
         names = [p.alias_or_name for p in selects if not isinstance(p, exp.Star)]
         reasons.append(Reason(ReasonCode.TIME_BUDGET, f"time budget of {time_budget:g}s spent "
                               "before the lineage was complete"))
-        result = _ScopeLineage(names, [_Col() for _ in names])
-        result.dataset, result.rows = set(), set()
-        for scope_lineage in walker.memo.values():
+        # keep what the root scope finished: its first columns and dataset edges so far
+        done_names, done_cols, done_state = walker.progress or ([], [], None)
+        cols = list(done_cols) + [_Col() for _ in names[len(done_cols):]]
+        result = _ScopeLineage(names, cols[: len(names)])
+        result.dataset = set(done_state.dataset) if done_state is not None else set()
+        for scope_lineage in walker.memo.values():  # an over-approximation, on purpose
             result.rows |= scope_lineage.rows
     except SqlglotError as err:
         return _failed(ReasonCode.UNSUPPORTED, f"cannot trace: {err}", target=prepared.target)

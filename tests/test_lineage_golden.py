@@ -102,3 +102,24 @@ def test_truncated_sql_never_raises(path: Path):
         assert result.status.value in ("FULL", "PARTIAL", "FAILED")
         if result.status.value == "FAILED":
             assert result.reasons and not result.edges
+
+
+def test_time_budget_keeps_the_columns_already_traced(monkeypatch):
+    """When the budget runs out part-way through the output columns, those done keep their edges."""
+    from lineage_tools import lineage as engine
+
+    checks = {"n": 0}
+
+    def check_time(self):  # the budget runs out at the walk's 4th clock check
+        checks["n"] += 1
+        if checks["n"] > 3:
+            raise engine._TimeBudget
+
+    monkeypatch.setattr(engine._Walker, "check_time", check_time)
+    catalog = Catalog("duckdb", {"t": ["a", "b", "c"]})
+    result = analyze("select a, upper(b) as b, c from t", dialect="duckdb", catalog=catalog,
+                     time_budget=60)
+    assert result.status.value == "PARTIAL"
+    assert [r.code.value for r in result.reasons] == ["time_budget_exceeded"]
+    assert result.columns == ("a", "b", "c")
+    assert edge_strings(result) == {"a <- t.a IDENTITY", "b <- t.b TRANSFORMATION"}
