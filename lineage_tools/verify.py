@@ -248,9 +248,16 @@ class Scratch:
         names = tuple(d[0] for d in cur.description or ())
         return Output(names, tuple(cur.fetchall()))
 
-    def materialize(self, key: str, parts: Sequence[str], sql: str) -> None:
-        """Run a model's SQL over what the scratch holds and keep its result as relation `key`."""
-        self.add(key, parts, sql)
+    def materialize(self, key: str, parts: Sequence[str], sql: str, *, limit: int | None = None,
+                    seed: int = 42) -> None:
+        """Run a model's SQL over what the scratch holds and keep its result (a deterministic
+        sample of at most `limit` rows) as relation `key`."""
+        tmp = f"memory.main.{quote_ident(f'{_SCRATCH_PREFIX}_run')}"
+        self.conn.execute(f"CREATE OR REPLACE TABLE {tmp} AS SELECT * FROM ({sql})")
+        n = self.conn.execute(f"SELECT count(*) FROM {tmp}").fetchone()[0]
+        sample = "" if limit is None or n <= limit else f" USING SAMPLE reservoir({int(limit)} ROWS) REPEATABLE ({int(seed)})"
+        self.add(key, parts, f"SELECT * FROM {tmp}{sample}")
+        self.conn.execute(f"DROP TABLE {tmp}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -661,7 +668,7 @@ class _Inputs:
                     if not self.ensure(dep):
                         self.failed[uid] = f"input {self.by_id[dep].name if dep in self.by_id else dep} unavailable"
                         return False
-                self.scratch.materialize(uid, parts, node.compiled_sql)
+                self.scratch.materialize(uid, parts, node.compiled_sql, limit=self.rows, seed=self.seed)
                 self.origin[uid] = "run in scratch"
             else:
                 self._generate(node, parts)
