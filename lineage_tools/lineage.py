@@ -254,6 +254,26 @@ class _Walker:
         return self.catalog_columns[relation]
 
     # -- scopes --------------------------------------------------------------------------
+    def warm(self, root: Scope) -> None:
+        """Compute the scopes the root reads, innermost first, so that long CTE chains are
+        composed from memoized results instead of one deep recursion."""
+        order: list[Scope] = []
+        seen: set[int] = set()
+        stack: list[tuple[Scope, bool]] = [(root, False)]
+        while stack:
+            scope, done = stack.pop()
+            if done:
+                order.append(scope)
+                continue
+            if id(scope) in seen:
+                continue
+            seen.add(id(scope))
+            stack.append((scope, True))
+            stack.extend((child, False) for child in _used_scopes(scope) if id(child) not in seen)
+        for scope in order:
+            if scope is not root:
+                self.lineage(scope)
+
     def lineage(self, scope: Scope) -> _ScopeLineage:
         key = id(scope)
         found = self.memo.get(key)
@@ -830,6 +850,18 @@ def _is_using_key(node: exp.Coalesce) -> bool:
     )
 
 
+def _used_scopes(scope: Scope) -> list[Scope]:
+    """The child scopes a scope reads (CTEs it selects from, not every CTE it could see)."""
+    kids: list[Scope] = [*scope.subquery_scopes, *scope.set_operation_scopes, *scope.table_scopes]
+    try:
+        selected = [source for _, source in scope.selected_sources.values()]
+    except SqlglotError:
+        selected = list(scope.sources.values())
+    selected += [scope.sources[n] for n in scope.semi_or_anti_join_tables if n in scope.sources]
+    kids += [s for s in selected if isinstance(s, Scope)]
+    return kids
+
+
 def _star_source(star: exp.Expr, scope: Scope, sel: exp.Select) -> tuple[exp.Table | Scope, str] | None:
     """The one source an unexpanded `*` / `t.*` reads, if there is exactly one."""
     if isinstance(star, exp.Column) and star.table:
@@ -1032,7 +1064,11 @@ def analyze(
     walker = _Walker(dialect, catalog, root, deadline, sql)
     selects = _root_selects(query)
     try:
+        walker.warm(root)
         result = walker.lineage(root)
+    except RecursionError:
+        return _failed(ReasonCode.UNSUPPORTED, "statement too deeply nested to trace",
+                       target=prepared.target)
     except _TimeBudget:
         names = [p.alias_or_name for p in selects if not isinstance(p, exp.Star)]
         reasons.append(Reason(ReasonCode.TIME_BUDGET, f"time budget of {time_budget:g}s spent "

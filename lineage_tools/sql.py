@@ -256,6 +256,8 @@ def parse_statement(sql: str, dialect: str) -> exp.Expr:
         message = str(err)
         context = message.partition("'")[2].rpartition("'")[0]
         raise SqlError(message, _line_of(sql, context)) from err
+    except RecursionError as err:
+        raise SqlError("statement too deeply nested to parse") from err
     if not statements:
         raise SqlError("no SQL statement found", 1)
     if len(statements) == 1 and isinstance(statements[0], exp.Command):
@@ -289,3 +291,5 @@ def qualify_statement(
         )
     except SqlglotError as err:
         raise SqlError(f"cannot qualify statement: {err}") from err
+    except RecursionError as err:
+        raise SqlError("statement too deeply nested to qualify") from err

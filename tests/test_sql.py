@@ -117,3 +117,22 @@ def test_analyze_reports_statements_without_lineage():
     result = analyze("drop table t", dialect="duckdb", catalog=Catalog("duckdb"))
     assert result.status is Status.FAILED
     assert result.reasons[0].code is ReasonCode.UNSUPPORTED
+
+
+def test_a_long_cte_chain_is_traced_without_deep_recursion():
+    catalog = Catalog("duckdb", {"t": ["a", "b"]})
+    ctes = ["c0 as (select a, b from t)"]
+    ctes += [f"c{i} as (select a + 1 as a, b from c{i - 1})" for i in range(1, 600)]
+    result = analyze(f"with {', '.join(ctes)} select a, b from c599", dialect="duckdb",
+                     catalog=catalog)
+    assert result.status is Status.FULL
+    assert {(e.target, e.source.qualified, e.subtype.value) for e in result.edges} == {
+        ("a", "t.a", "TRANSFORMATION"), ("b", "t.b", "IDENTITY")
+    }
+
+
+def test_absurd_nesting_is_a_parse_failure_not_a_crash():
+    sql = "select " + "(" * 5000 + "a" + ")" * 5000 + " from t"
+    result = analyze(sql, dialect="duckdb", catalog=Catalog("duckdb", {"t": ["a"]}))
+    assert result.status is Status.FAILED
+    assert result.reasons[0].code is ReasonCode.PARSE_ERROR
