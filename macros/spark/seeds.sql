@@ -45,13 +45,15 @@
 
 
 {#
-  In the local `session` method Spark reads the seed's CSV file itself (one statement, seconds)
-  instead of parsing thousands of `insert ... values` rows; a remote cluster (thrift, http,
-  odbc) cannot see the file, so it gets dbt-spark's batched inserts. Empty fields are NULL in
-  both, as in dbt's own CSV reading.
+  With a local master (the `session` target) Spark reads the seed's CSV file itself (one
+  statement, seconds) instead of parsing thousands of `insert ... values` rows; a cluster
+  (thrift, http, odbc) cannot see the file, so it gets dbt-spark's batched inserts. Empty
+  fields are NULL in both, as in dbt's own CSV reading. (dbt's `target` does not carry the
+  connection method, so Spark's own `spark.master` decides.)
 #}
 {% macro spark__load_csv_rows(model, agate_table) %}
-  {%- if target.method == 'session' -%}
+  {%- set master = run_query('set spark.master').columns[1].values()[0] | string -%}
+  {%- if master.startswith('local') -%}
     {{ return(provenance_pipeline.spark_load_csv_file(model, agate_table)) }}
   {%- endif -%}
   {{ return(provenance_pipeline.spark_insert_csv_rows(model, agate_table)) }}
