@@ -324,7 +324,9 @@ def _pivot_for_columns(case: Case) -> frozenset[str]:
 
 
 def _unpivot_name_columns(case: Case) -> frozenset[str]:
-    """Names of the name (FOR) columns UNPIVOTs create: they hold column names, not values."""
+    """Names of the name (FOR) columns UNPIVOTs create: they hold column names, not values.
+    A name column renamed by an alias list (`AS t(e, d, m, s)`) is found by position when the
+    pivoted input's columns are known (the case's schema, or a CTE's select list)."""
     names = set()
     for statement in _parsed(case):
         for pivot in statement.find_all(exp.Pivot):
@@ -333,7 +335,45 @@ def _unpivot_name_columns(case: Case) -> frozenset[str]:
             for f in pivot.args.get("fields") or []:
                 if f.this is not None:
                     names.add(_name(f.this.name))
+        for holder in statement.find_all(exp.Table, exp.Subquery):
+            if holder.args.get("pivots"):
+                names |= _renamed_name_columns(case, statement, holder)
     return frozenset(names)
+
+
+def _renamed_name_columns(case: Case, statement: exp.Expression, holder: exp.Expression) -> set[str]:
+    """Follow a chain of pivots by position: which final names hold an UNPIVOT's name column."""
+    columns: list[tuple[str, bool]] | None = None  # (name, is an UNPIVOT name column)
+    if isinstance(holder, exp.Table):
+        schema = {_name(k.split(".")[-1]): v for k, v in (case.schema or {}).items()}
+        cols = schema.get(_name(holder.name))
+        if isinstance(cols, Mapping):
+            cols = list(cols)
+        if cols is None:
+            for cte in statement.find_all(exp.CTE):
+                if _name(cte.alias) == _name(holder.name) and isinstance(cte.this, exp.Select):
+                    if not any(isinstance(p, exp.Star) for p in cte.this.expressions):
+                        cols = [p.alias_or_name for p in cte.this.expressions]
+        columns = [(_name(c), False) for c in cols] if cols is not None else None
+    found: set[str] = set()
+    for pivot in holder.args["pivots"]:
+        if columns is None:
+            return found
+        fields = [f for f in pivot.args.get("fields") or [] if isinstance(f, exp.In)]
+        if pivot.args.get("unpivot"):
+            used = {_name(c.name) for f in fields for c in f.find_all(exp.Column)}
+            values = []
+            for e in pivot.expressions:
+                values += list(e.expressions) if isinstance(e, exp.Tuple) else [e]
+            columns = [c for c in columns if c[0] not in used]
+            columns += [(_name(f.this.name), True) for f in fields]
+            columns += [(_name(v.name), False) for v in values]
+        else:
+            return found
+        alias = pivot.args.get("alias")
+        aliases = [_name(c.name) for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
+        columns = [(a, c[1]) for a, c in zip(aliases, columns)] + columns[len(aliases):]
+    return found | {n for n, is_name in columns or [] if is_name}
 
 
 def expected_for(case: Case, mapped: bool = True) -> frozenset[Pair]:

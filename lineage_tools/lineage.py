@@ -183,7 +183,8 @@ class _State:
     aliases: dict[str, _Col] = field(default_factory=dict)
     aggregated: bool = False
     windowed: bool = False
-    default_source: tuple[exp.Table | Scope, str, bool] | None = None  # unqualified columns
+    # inside a PIVOT: every column is read from this base through these pivots
+    default_source: tuple[tuple[exp.Table | Scope, str], list[exp.Pivot]] | None = None
 
 
 class _Walker:
@@ -208,6 +209,14 @@ class _Walker:
         self.traversed = {id(s) for s in traversed}
         self.by_expression = {id(s.expression): s for s in traversed}
         self.root = root
+        # a CTE read through PIVOT / UNPIVOT is a Table source to sqlglot: its CTE scope
+        self.pivoted_ctes: dict[int, Scope] = {
+            id(src): s.cte_sources[src.name]
+            for s in traversed for src in s.sources.values()
+            if isinstance(src, exp.Table) and src.args.get("pivots") and not src.args.get("db")
+            and src.name in s.cte_sources
+        }
+        self.pivot_names: dict[tuple[int, int, bool], list[str] | None] = {}
         # the root SELECT's names, columns and state as they are built (for a time-out)
         self.progress: tuple[list[str], list[_Col], _State] | None = None
 
@@ -320,6 +329,10 @@ class _Walker:
         """(feeding relations, read relations, child lineage) of a FROM/JOIN source."""
         if isinstance(source, Scope):
             child = self.lineage(source)
+            return child.feeding, child.reads, child
+        cte = self.pivoted_ctes.get(id(source))
+        if cte is not None:  # a CTE read through PIVOT / UNPIVOT
+            child = self.lineage(cte)
             return child.feeding, child.reads, child
         rel = self.relation(source)
         rels = {rel} if rel else set()
@@ -666,9 +679,9 @@ class _Walker:
     def column(self, node: exp.Column, kind: Subtype, masking: bool, out: _Col, st: _State,
                bound: frozenset[str]) -> None:
         table, name = node.table, node.name
-        if st.default_source is not None:  # inside a PIVOT: every column is the source's
-            source, source_name, via_pivot = st.default_source
-            self.source_column(source, source_name, name, kind, masking, out, node, via_pivot)
+        if st.default_source is not None:  # inside a PIVOT: every column is the input's
+            base, pivots = st.default_source
+            self.through_pivots(base, pivots, name, kind, masking, out, node)
             return
         if not table:
             if name in bound:
@@ -697,7 +710,12 @@ class _Walker:
                 return
             for pivot in scope.pivots:
                 if pivot.alias_or_name == table:
-                    self.pivot_column(pivot, scope, name, kind, masking, out, node)
+                    chain = self.pivot_chain(pivot)
+                    if chain is None:
+                        self.reason(ReasonCode.UNSUPPORTED, "pivot source not found",
+                                    _line(pivot))
+                    else:
+                        self.through_pivots(*chain, name, kind, masking, out, node)
                     return
             scope = scope.parent
         self.reason(ReasonCode.UNKNOWN_COLUMN, f"column {table}.{name} cannot be resolved",
@@ -724,7 +742,9 @@ class _Walker:
             return
         pivots = source.args.get("pivots")
         if pivots and not via_pivot:
-            self.pivot_column(pivots[-1], None, name, kind, masking, out, node, (source, source_name))
+            base = self.pivot_base(source)
+            assert base is not None
+            self.through_pivots(base, list(pivots), name, kind, masking, out, node)
             return
         rel = self.relation(source)
         if rel is None:
@@ -760,37 +780,113 @@ class _Walker:
             st.dataset |= inner
 
     # -- pivots --------------------------------------------------------------------------
-    def pivot_source(self, pivot: exp.Pivot, scope: Scope) -> tuple[exp.Table | Scope, str] | None:
-        parent = pivot.parent
-        if parent is None:
-            return None
-        name = parent.alias_or_name
-        source = scope.sources.get(name)
-        return (source, name) if source is not None else None
+    def pivot_base(self, holder: exp.Expr) -> tuple[exp.Table | Scope, str] | None:
+        """What a pivoted FROM item reads before its pivots: a table, a CTE or a derived table."""
+        if isinstance(holder, exp.Table):
+            cte = self.pivoted_ctes.get(id(holder))
+            return (cte, holder.name) if cte is not None else (holder, holder.alias_or_name)
+        if isinstance(holder, exp.Subquery):
+            inner = self.by_expression.get(id(holder.this))
+            return (inner, holder.alias_or_name) if inner is not None else None
+        return None
 
-    def pivot_column(self, pivot: exp.Pivot, scope: Scope | None, name: str, kind: Subtype,
-                     masking: bool, out: _Col, node: exp.Expr | None,
-                     found: tuple[exp.Table | Scope, str] | None = None) -> None:
-        """A column read from a PIVOT / UNPIVOT: generated columns from the aggregate (or
-        the unpivoted columns), the others passed through from the pivoted source."""
-        if found is None and scope is not None:
-            found = self.pivot_source(pivot, scope)
-        if found is None:
-            self.reason(ReasonCode.UNSUPPORTED, "pivot source not found", _line(pivot))
+    def pivot_chain(self, pivot: exp.Pivot) -> tuple[tuple[exp.Table | Scope, str], list[exp.Pivot]] | None:
+        """(base, the pivots applied up to and including `pivot`), in the order written."""
+        holder = pivot.parent
+        base = self.pivot_base(holder) if holder is not None else None
+        if base is None:
+            return None
+        pivots = list(holder.args.get("pivots") or [])
+        index = next((i for i, p in enumerate(pivots) if p is pivot), len(pivots) - 1)
+        return base, pivots[: index + 1]
+
+    def base_names(self, base: tuple[exp.Table | Scope, str]) -> list[str] | None:
+        source, _ = base
+        if isinstance(source, Scope):
+            child = self.lineage(source)
+            return None if child.star else list(child.names)
+        rel = self.relation(source)
+        cols = self.catalog.columns(self.catalog_parts.get(rel, (rel,))) if rel else None
+        return list(cols) if cols is not None else None
+
+    def pivot_outputs(self, base: tuple[exp.Table | Scope, str], pivots: list[exp.Pivot],
+                      renamed: bool = True) -> list[str] | None:
+        """The output column names after `pivots` (None when the base's columns are unknown).
+        An UNPIVOT gives the other columns, then its name and value columns; a PIVOT the
+        columns it does not use, then the generated ones; an alias list renames by position."""
+        key = (id(base[0]), len(pivots), renamed)
+        if key in self.pivot_names:
+            return self.pivot_names[key]
+        names: list[str] | None
+        if not pivots:
+            names = self.base_names(base)
+        else:
+            pivot = pivots[-1]
+            inner = self.pivot_outputs(base, pivots[:-1])
+            fields = [f for f in pivot.args.get("fields") or [] if isinstance(f, exp.In)]
+            if inner is None:
+                names = None
+            elif pivot.args.get("unpivot"):
+                used = {c.name for f in fields for e in f.expressions for c in e.find_all(exp.Column)}
+                used |= {e.name for f in fields for e in f.expressions if isinstance(e, exp.Identifier)}
+                made = [f.this.name for f in fields]
+                values = _unpivot_values(pivot)
+                made = values + made if pivot.args.get("value_columns_first") else made + values
+                names = [n for n in inner if n not in used] + made
+            else:
+                used = {c.name for e in pivot.expressions for c in e.find_all(exp.Column)}
+                used |= {c.name for f in fields for c in f.this.find_all(exp.Column)}
+                generated = [c.name for c in pivot.args.get("columns") or []]
+                names = [n for n in inner if n not in used] + generated
+            alias = pivot.args.get("alias")
+            aliases = [c.name for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
+            if names is not None and renamed and aliases:
+                names = aliases + names[len(aliases):]
+        self.pivot_names[key] = names
+        return names
+
+    def through_pivots(self, base: tuple[exp.Table | Scope, str], pivots: list[exp.Pivot],
+                       name: str, kind: Subtype, masking: bool, out: _Col,
+                       node: exp.Expr | None) -> None:
+        """A column read after a chain of PIVOT / UNPIVOT: generated columns from the aggregate
+        (or the unpivoted columns), the others passed through to the previous step."""
+        source, source_name = base
+        if not pivots:
+            self.source_column(source, source_name, name, kind, masking, out, node, via_pivot=True)
             return
-        source, source_name = found
-        sub = _State(scope or Scope(pivot), {}, default_source=(source, source_name, True))
-        fields = pivot.args.get("fields") or []
+        pivot, rest = pivots[-1], pivots[:-1]
+        alias = pivot.args.get("alias")
+        aliases = [c.name for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
+        if aliases:
+            outputs = self.pivot_outputs(base, pivots, renamed=False)
+            if outputs is None:
+                self.reason(ReasonCode.UNKNOWN_COLUMN, f"column {name} of {pivot.key} alias "
+                            f"{alias.name or ''}({', '.join(aliases)}): the pivoted columns are "
+                            "unknown", _line(node), name)
+                return
+            if name in aliases:
+                index = aliases.index(name)
+                if index >= len(outputs):
+                    self.reason(ReasonCode.UNKNOWN_COLUMN, f"column {name} cannot be resolved",
+                                _line(node), name)
+                    return
+                name = outputs[index]
+        sub = _State(self.root, {}, default_source=(base, rest))
+        fields = [f for f in pivot.args.get("fields") or [] if isinstance(f, exp.In)]
         if pivot.args.get("unpivot"):
-            values = [e.name for e in pivot.expressions]
-            names = [f.this.name for f in fields if isinstance(f, exp.In)]
+            values = _unpivot_values(pivot)
             if name in values:
+                index = values.index(name)
                 for f in fields:
-                    if isinstance(f, exp.In):
-                        for entry in f.expressions:
+                    for entry in f.expressions:
+                        entry = entry.this if isinstance(entry, (exp.PivotAlias, exp.Alias)) else entry
+                        if isinstance(entry, exp.Tuple) and len(values) > 1:
+                            items = entry.expressions
+                            entry = items[index] if index < len(items) else None
+                        if entry is not None:
                             self.walk(entry, kind, masking, out, sub, field_level=True)
                 return
-            if name in names:
+            if name in {f.this.name for f in fields}:
                 return  # the name column holds the unpivoted columns' names: no input
         else:
             generated = [c.name for c in pivot.args.get("columns") or []]
@@ -802,33 +898,34 @@ class _Walker:
                 if agg is not None:
                     self.walk(agg, kind, masking, out, sub, field_level=True)
                 for f in fields:
-                    target = f.this if isinstance(f, exp.In) else f
-                    self.walk(target, Subtype.CONDITIONAL, masking, out, sub, field_level=True)
+                    self.walk(f.this, Subtype.CONDITIONAL, masking, out, sub, field_level=True)
                 return
-        self.source_column(source, source_name, name, kind, masking, out, node, via_pivot=True)
+        self.through_pivots(base, rest, name, kind, masking, out, node)
 
     def pivot_dataset(self, pivot: exp.Pivot, st: _State) -> None:
-        """A PIVOT groups by the pivoted source's other columns: GROUP_BY edges."""
+        """A PIVOT groups by the pivoted input's other columns: GROUP_BY edges."""
         if pivot.args.get("unpivot"):
             return
-        found = self.pivot_source(pivot, st.scope)
-        if found is None:
+        chain = self.pivot_chain(pivot)
+        if chain is None:
             return
-        source, source_name = found
+        base, pivots = chain
+        rest = pivots[:-1]
         used = {c.name for e in pivot.expressions for c in e.find_all(exp.Column)}
         used |= {c.name for f in pivot.args.get("fields") or [] for c in f.find_all(exp.Column)}
-        if isinstance(source, Scope):
-            names = self.lineage(source).names
-        else:
-            rel = self.relation(source)
-            names = list(self.catalog.columns(rel.split(".")) or ()) if rel else []
-        for col_name in names:
+        for col_name in self.pivot_outputs(base, rest) or []:
             if col_name not in used:
                 col = _Col()
-                self.source_column(source, source_name, col_name, Subtype.IDENTITY, False, col,
-                                   None, via_pivot=True)
+                self.through_pivots(base, rest, col_name, Subtype.IDENTITY, False, col, None)
                 st.dataset |= {(ref, Subtype.GROUP_BY) for ref in col.refs()}
 
+
+def _unpivot_values(pivot: exp.Pivot) -> list[str]:
+    """The value column names of an UNPIVOT (`(a, b) FOR ...` gives two)."""
+    names: list[str] = []
+    for e in pivot.expressions:
+        names += [i.name for i in e.expressions] if isinstance(e, exp.Tuple) else [e.name]
+    return names
 
 def _children(node: exp.Expr) -> Iterable[exp.Expr]:
     for value in node.args.values():
