@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
-export DBT_PROFILES_DIR ?= $(CURDIR)
+# dbt finds ./profiles.yml from the project folder; tests set their own profiles dir.
 
 .PHONY: install demo build report check test clean install-spark build-spark test-spark
 

@@ -104,6 +104,14 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _hermetic_dbt_env() -> None:
+    """Tests choose their own project and profiles: a caller's dbt settings must not leak in."""
+    for name in ("DBT_PROFILES_DIR", "DBT_PROJECT_DIR", "DBT_TARGET", "PIPELINE_DUCKDB_PATH"):
+        os.environ.pop(name, None)
+    os.environ["DO_NOT_TRACK"] = "1"
+
+
 @pytest.fixture(scope="session")
 def built_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The pipeline built once per test session by a real `dbt build` (read-only for tests)."""
