@@ -1017,9 +1017,21 @@ class _Statement:
 
 
 def _split_statement(stmt: exp.Expr, dialect: str, catalog: Catalog) -> _Statement:
-    """The query of a SELECT / CREATE ... AS / INSERT ... SELECT, and the table it writes."""
+    """The query of a SELECT / CREATE ... AS / INSERT ... SELECT, and the table it writes.
+    UPDATE and MERGE are traced as the INSERT ... SELECT that writes the same values."""
     if isinstance(stmt, exp.Query):
         return _Statement(stmt)
+    if isinstance(stmt, (exp.Update, exp.Merge)) and isinstance(stmt.this, exp.Table):
+        made = _update_query(stmt) if isinstance(stmt, exp.Update) else _merge_query(stmt, dialect, catalog)
+        if made is None:
+            return _Statement(None)
+        query, names = made
+        with_ = stmt.args.get("with_")
+        if with_ is not None:
+            query.set("with_", with_.pop())
+        parts = relation_parts(stmt.this, dialect)
+        columns = tuple(_normalized_name(n, dialect) for n in names)
+        return _Statement(query, catalog.resolve(parts) or ".".join(parts), columns)
     if isinstance(stmt, (exp.Create, exp.Insert)):
         query = stmt.expression
         while isinstance(query, exp.Subquery) and isinstance(query.this, exp.Query):
@@ -1048,6 +1060,91 @@ def _split_statement(stmt: exp.Expr, dialect: str, catalog: Catalog) -> _Stateme
         query.pop() if query.parent is not None else None
         return _Statement(query, target, columns)
     return _Statement(None)
+
+
+def _from_items(from_: exp.From | None, joins: list[exp.Expr] | None) -> list[exp.Join]:
+    """An UPDATE's FROM list as cross joins (its tables' own joins follow them)."""
+    items: list[exp.Join] = []
+    if from_ is not None:
+        first = from_.this
+        nested = first.args.get("joins") or [] if isinstance(first, exp.Table) else []
+        if nested:
+            first.set("joins", None)
+        items.append(exp.Join(this=first))
+        items += nested
+    return items + list(joins or [])
+
+
+def _update_query(stmt: exp.Update) -> tuple[exp.Select, list[exp.Expr]] | None:
+    """`UPDATE t SET a = e FROM s WHERE c` -> `SELECT e AS a FROM t, s WHERE c` (target t.a)."""
+    sets = [eq for eq in stmt.expressions if isinstance(eq, exp.EQ) and isinstance(eq.this, exp.Column)]
+    if not sets:
+        return None
+    select = exp.Select(expressions=[exp.alias_(eq.expression, eq.this.this.copy()) for eq in sets])
+    select.set("from_", exp.From(this=stmt.this.copy()))
+    select.set("joins", _from_items(stmt.args.get("from_"), stmt.args.get("joins")) or None)
+    where = stmt.args.get("where")
+    if where is not None:
+        select.set("where", where)
+    return select, [eq.this for eq in sets]
+
+
+def _merge_query(stmt: exp.Merge, dialect: str,
+                 catalog: Catalog) -> tuple[exp.Query, list[exp.Expr]] | None:
+    """MERGE as the UNION ALL of its WHEN clauses, each the SELECT of the values it writes:
+    MATCHED reads target JOIN source ON ..., NOT MATCHED reads source ANTI JOIN target, NOT
+    MATCHED BY SOURCE reads target ANTI JOIN source; a clause's AND condition is its WHERE.
+    Columns a clause does not write are NULL in its arm; DELETE clauses write nothing."""
+    target, using, on = stmt.this, stmt.args.get("using"), stmt.args.get("on")
+    whens = stmt.args.get("whens")
+    if using is None or whens is None:
+        return None
+    arms: list[tuple[exp.When, list[tuple[exp.Expr, exp.Expr]]]] = []
+    for when in whens.expressions:
+        then = when.args.get("then")
+        pairs: list[tuple[exp.Expr, exp.Expr]] = []
+        if isinstance(then, exp.Update):
+            pairs = [(eq.this, eq.expression) for eq in then.expressions
+                     if isinstance(eq, exp.EQ) and isinstance(eq.this, exp.Column)]
+        elif isinstance(then, exp.Insert) and isinstance(then.expression, exp.Tuple):
+            values = then.expression.expressions
+            if isinstance(then.this, exp.Tuple):
+                names = [c for c in then.this.expressions if isinstance(c, exp.Column)]
+            else:
+                names = [exp.column(c) for c in catalog.columns(relation_parts(target, dialect)) or ()]
+            pairs = list(zip(names, values)) if len(names) == len(values) else []
+        if pairs:
+            arms.append((when, pairs))
+    if not arms:
+        return None
+    order: dict[str, exp.Expr] = {}
+    for _, pairs in arms:
+        for col, _value in pairs:
+            order.setdefault(_normalized_name(col, dialect), col)
+    selects: list[exp.Select] = []
+    for when, pairs in arms:
+        written = {_normalized_name(col, dialect): value for col, value in pairs}
+        select = exp.Select(expressions=[
+            exp.alias_(written[key].copy() if key in written else exp.null(), col.this.copy())
+            for key, col in order.items()
+        ])
+        if when.args.get("matched"):
+            left, right, kind = target, using, None
+        elif when.args.get("source"):
+            left, right, kind = target, using, "ANTI"
+        else:
+            left, right, kind = using, target, "ANTI"
+        select.set("from_", exp.From(this=left.copy()))
+        select.set("joins", [exp.Join(this=right.copy(), on=on.copy() if on is not None else None,
+                                      kind=kind)])
+        condition = when.args.get("condition")
+        if condition is not None:
+            select.set("where", exp.Where(this=condition.copy()))
+        selects.append(select)
+    query: exp.Query = selects[0]
+    for other in selects[1:]:
+        query = exp.union(query, other, distinct=False)
+    return query, list(order.values())
 
 
 def _normalized_name(node: exp.Expr, dialect: str) -> str:

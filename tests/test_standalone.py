@@ -47,11 +47,22 @@ def test_statements_split_outside_quotes_and_comments() -> None:
     assert len(standalone.split_statements("create function f() as $$ select 1; $$; select 2")) == 2
 
 
-def test_update_is_skipped_and_reported() -> None:
+def test_merge_that_writes_no_column_is_skipped_and_reported() -> None:
     result = standalone.analyze_text(
-        "update t set a = 1;\ninsert into t2 select a from t1", schema={"t1": ["a"]})
+        "merge into t using s on t.k = s.k when matched then delete;\n"
+        "insert into t2 select a from t1", schema={"t1": ["a"]})
     assert [(st.index, st.kind) for st in result.statements] == [(2, "insert")]
-    assert [(x.index, x.line, x.kind) for x in result.skipped] == [(1, 1, "update")]
+    assert [(x.index, x.line, x.kind) for x in result.skipped] == [(1, 1, "merge")]
+
+
+def test_update_is_traced_as_the_insert_it_amounts_to() -> None:
+    result = standalone.analyze_text(
+        "update t set a = s.b from s where s.id = t.id;\ninsert into t2 select a from t1",
+        schema={"t1": ["a"]})
+    assert [(st.index, st.kind) for st in result.statements] == [(1, "update"), (2, "insert")]
+    update = result.statements[0].lineage
+    assert update.target == "t"
+    assert {(e.target, e.source.qualified) for e in update.edges if e.target} == {("a", "s.b")}
 
 
 def test_bad_schema_shape_names_the_key() -> None:
