@@ -74,12 +74,37 @@ def is_list_type(dialect: str, data_type: str) -> bool:
 
 
 def _columns_sql(dialect: str, relations: Sequence["Relation"]) -> str:
+    if dialect in ("spark", "databricks"):
+        return _columns_jinja(relations)
     names = sorted({r.identifier.lower() for r in relations})
     in_list = ", ".join(quote_string(n) for n in names) or "''"
     return (
         "select lower(table_schema) as table_schema, lower(table_name) as table_name, "
         "lower(column_name) as column_name, data_type "
         f"from information_schema.columns where lower(table_name) in ({in_list})"
+    )
+
+
+def _columns_jinja(relations: Sequence["Relation"]) -> str:
+    """The rows of `_columns_sql`, from dbt's adapter instead of `information_schema` (Spark's
+    session catalog has none): `dbt show --inline` renders this Jinja, which asks the adapter
+    for each relation that exists and its columns, and selects them as literal rows."""
+    pairs = sorted({((r.schema or "").lower(), r.identifier.lower()) for r in relations})
+    q = "'{{ v | string | replace(\"'\", \"''\") }}'"
+    return (
+        "{%- set found = [] -%}"
+        f"{{%- for schema, identifier in {json.dumps([list(p) for p in pairs])} -%}}"
+        "{%- set rel = adapter.get_relation(database=target.database, schema=schema, identifier=identifier) -%}"
+        "{%- if rel is not none -%}{%- for col in adapter.get_columns_in_relation(rel) -%}"
+        "{%- do found.append([schema, identifier, col.name | lower, col.data_type]) -%}"
+        "{%- endfor -%}{%- endif -%}{%- endfor -%}"
+        "{%- for row in found -%}"
+        "{{ ' union all ' if not loop.first }}select "
+        "{%- for v in row %} " + q + " as {{ ['table_schema', 'table_name', 'column_name', 'data_type'][loop.index0] }}"
+        "{{ ',' if not loop.last }}{%- endfor -%}"
+        "{%- else -%}"
+        "select '' as table_schema, '' as table_name, '' as column_name, '' as data_type where 1 = 0"
+        "{%- endfor -%}"
     )
 
 
