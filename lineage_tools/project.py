@@ -312,8 +312,28 @@ def compile_project(cfg: ProjectConfig, reason: str) -> dict[str, Any]:
     log.warning("lineage-tools: %s; compiling with dbt (dbt compile)", reason)
     res = _invoke_dbt(_dbt_args(cfg, "compile", "--quiet"))
     if not res.success:
-        raise ManifestError(f"{cfg.manifest_path}: dbt compile failed: {_dbt_failure(res)}")
+        failure = _dbt_failure(res)
+        if "codec can't decode" in failure:
+            bad = next(iter(_non_utf8_files(cfg)), None)
+            if bad is not None:
+                raise ManifestError(f"{bad}: not UTF-8 text, dbt cannot read it ({failure})")
+        raise ManifestError(f"{cfg.manifest_path}: dbt compile failed: {failure}")
     return read_manifest(cfg.manifest_path)
+
+
+def _non_utf8_files(cfg: ProjectConfig) -> Iterable[Path]:
+    """Project files dbt reads (models, seeds, macros, snapshots) that are not UTF-8."""
+    for d in cfg.source_dirs:
+        if not d.is_dir():
+            continue
+        for p in sorted(d.rglob("*")):
+            if p.suffix in _SOURCE_SUFFIXES and p.is_file():
+                try:
+                    p.read_bytes().decode("utf-8")
+                except UnicodeDecodeError:
+                    yield p
+                except OSError:
+                    continue
 
 
 def load_manifest(cfg: ProjectConfig, *, compile: bool = True) -> dict[str, Any]:
@@ -675,7 +695,7 @@ def analyze_node(
     lineage = run(sql)
     if node.incremental_sql and node.incremental_sql != sql and lineage.status != Status.FAILED:
         if node.relation not in catalog:  # the incremental branch reads the model itself ({{ this }})
-            catalog.add(node.relation, [(c, dict(node.columns).get(c)) for c in lineage.columns])
+            catalog.add(node.relation, [(c, dict(node.columns).get(c)) for c in lineage.columns if c != "*"])
         lineage = _mark_incremental_only(lineage, run(node.incremental_sql))
     if node.resource_type == "snapshot":
         lineage = _snapshot_columns(lineage, node)
@@ -759,7 +779,7 @@ def _output_columns(ml: ModelLineage, catalog_json: Mapping[str, Any] | None) ->
     """What consumers of a model see: its inferred columns, else YAML, else catalog.json."""
     types = {c.lower(): t for c, t in ml.node.columns}
     types.update({c.lower(): t for c, t in _catalog_columns(catalog_json, ml.node.unique_id) if c.lower() not in types or types[c.lower()] is None})
-    cols = list(ml.lineage.columns)
+    cols = [c for c in ml.lineage.columns if c != "*"]  # "*": an unexpanded star's columns
     if not cols or ml.status == Status.FAILED:
         cols = [c for c, _ in ml.node.columns] or [c for c, _ in _catalog_columns(catalog_json, ml.node.unique_id)] or cols
     return [(c, types.get(c.lower())) for c in cols]
