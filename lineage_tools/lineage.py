@@ -163,7 +163,8 @@ class _ScopeLineage:
     reads: set[str] = field(default_factory=set)  # every base relation read
     limited: bool = False
     star: bool = False  # an unexpanded star: the column list is incomplete
-    star_source: tuple[exp.Table | Scope, str] | None = None  # what a lone unexpanded star reads
+    # what an unexpanded star reads when a column named through it can only come from there
+    star_source: tuple[tuple[exp.Table | Scope, str], ...] = ()
     by_name: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -393,6 +394,7 @@ class _Walker:
         projected: list[tuple[exp.Expr, _Col]] = []
         star = False
         star_sources: list[tuple[exp.Table | Scope, str] | None] = []
+        star_col: _Col | None = None
         if scope is self.root:
             self.progress = (names, cols, st)
         for projection in sel.expressions:
@@ -405,6 +407,12 @@ class _Walker:
                             f"cannot expand {projection.sql(self.dialect)}: columns unknown",
                             _line(projection))
                 star_sources.append(_star_source(projection, scope, sel))
+                if star_col is None:
+                    # the columns an unexpanded star stands for: one output column "*"
+                    star_col = _Col()
+                    names.append("*")
+                    cols.append(star_col)
+                self.star_inputs(projection, scope, sel, star_col)
                 continue
             columns_expr = projection.find(exp.Columns) if self.maybe_columns else None
             if columns_expr is not None:
@@ -475,7 +483,7 @@ class _Walker:
         return _ScopeLineage(
             names, cols, dataset=st.dataset, sort=sort, rows=st.rows, feeding=feeding,
             reads=st.reads | feeding, limited=limited, star=star,
-            star_source=star_sources[0] if len(star_sources) == 1 else None,
+            star_source=(star_sources[0],) if len(star_sources) == 1 and star_sources[0] else (),
         )
 
     def set_operation(self, scope: Scope) -> _ScopeLineage:
@@ -531,7 +539,8 @@ class _Walker:
             if distinct:
                 rows |= {RowInfluence(r, RowEffect.DISTINCT) for r in feeding}
         result = _ScopeLineage(names, cols, dataset=dataset, rows=rows, feeding=feeding,
-                               reads=left.reads | right.reads, star=star)
+                               reads=left.reads | right.reads, star=star,
+                               star_source=left.star_source + right.star_source if star else ())
         order = setop.args.get("order")
         if order is not None and _orders_by_all(order):
             for col in cols:  # ORDER BY ALL: every output column, left to right
@@ -567,6 +576,29 @@ class _Walker:
         feeding = {ref.relation for col in cols for ref in col.refs()}
         return _ScopeLineage(names, cols, dataset=st.dataset, rows=st.rows, feeding=feeding,
                              reads=st.reads | feeding)
+
+    def star_inputs(self, star: exp.Expr, scope: Scope, sel: exp.Select, out: _Col) -> None:
+        """What an unexpanded `*` / `t.*` reads: every column of each source it covers, as
+        `relation.*` for a table whose columns are unknown (IDENTITY)."""
+        if isinstance(star, exp.Column) and star.table:
+            names = [star.table]
+        else:
+            from_ = sel.args.get("from_")
+            names = [from_.this.alias_or_name] if from_ is not None else []
+            names += [j.this.alias_or_name for j in sel.args.get("joins") or []
+                      if (j.kind or "").upper() not in ("SEMI", "ANTI")]
+        for name in names:
+            source = scope.sources.get(name)
+            if isinstance(source, Scope):
+                for col in self.lineage(source).cols:
+                    out.use(col, Subtype.IDENTITY, False)
+            elif isinstance(source, exp.Table):
+                cte = self.pivoted_ctes.get(id(source))
+                if cte is not None or source.args.get("pivots"):
+                    continue  # columns of a pivot over unknown columns: nothing to name
+                rel = self.relation(source)
+                if rel is not None:
+                    out.add(ColumnRef(rel, "*"), Subtype.IDENTITY, False)
 
     # -- expressions ---------------------------------------------------------------------
     def clause(self, node: exp.Expr | None, subtype: Subtype, st: _State) -> None:
@@ -732,9 +764,8 @@ class _Walker:
             elif child.star:
                 self.reason(ReasonCode.UNEXPANDED_STAR, f"column {source_name}.{name} comes "
                             "from an unexpanded star", _line(node), name)
-                if child.star_source is not None:
+                for inner, inner_name in child.star_source:
                     # `select * from t` with t's columns unknown: the name passes through
-                    inner, inner_name = child.star_source
                     self.source_column(inner, inner_name, name, kind, masking, out, node)
             else:
                 self.reason(ReasonCode.UNKNOWN_COLUMN, f"column {source_name}.{name} cannot "
@@ -1264,7 +1295,7 @@ def analyze(
         return _failed(ReasonCode.UNSUPPORTED, "statement too deeply nested to trace",
                        target=prepared.target)
     except _TimeBudget:
-        names = [p.alias_or_name for p in selects if not isinstance(p, exp.Star)]
+        names = _output_names(selects)
         reasons.append(Reason(ReasonCode.TIME_BUDGET, f"time budget of {time_budget:g}s spent "
                               "before the lineage was complete"))
         # keep what the root scope finished: its first columns and dataset edges so far
@@ -1314,6 +1345,22 @@ def analyze(
     )
 
 
+def _is_star(projection: exp.Expr) -> bool:
+    return isinstance(projection, exp.Star) or (
+        isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star))
+
+
+def _output_names(selects: list[exp.Expr]) -> list[str]:
+    """Output names of a select list, unexpanded stars as one column "*" where the first is."""
+    names: list[str] = []
+    for projection in selects:
+        if not _is_star(projection):
+            names.append(projection.alias_or_name)
+        elif "*" not in names:
+            names.append("*")
+    return names
+
+
 def _edge_key(edge: ColumnEdge) -> tuple:
     return (edge.target or "", edge.target is not None, edge.source, edge.subtype.value,
             edge.masking)
@@ -1327,8 +1374,14 @@ def _column_lines(selects: list[exp.Expr], star_lines: list[int | None], count: 
     lines: list[int | None] = []
     star_line = next((line for line in star_lines if line is not None), None)
     last: int | None = None
+    starred = False
     for projection in selects:
-        if isinstance(projection, exp.Star):
+        if _is_star(projection):
+            if not starred:  # the one "*" column of all unexpanded stars
+                starred = True
+                line = _line(projection) or star_line
+                lines.append(line)
+                last = line if line is not None else last
             continue
         line = _line(projection)
         if line is None and walker is not None:

@@ -359,7 +359,7 @@ def analyze_text(
         if view_lineage:
             lineage = compose(lineage, view_lineage, dialect)
         results.append(StatementResult(index, line, kind, lineage))
-        if kind == "create" and lineage.target and lineage.columns:
+        if kind == "create" and lineage.target and lineage.columns and "*" not in lineage.columns:
             # a table created here feeds the statements after it
             catalog.add(lineage.target, [(c, None) for c in lineage.columns])
     if not results:
@@ -476,7 +476,8 @@ def _analyze_views(
                                 + "; ".join(x.message for x in lin.reasons))
             previous = done.get(name)
             done[name] = lin
-            if lin.columns and (previous is None or previous.columns != lin.columns):
+            complete = "*" not in lin.columns  # an unexpanded star: columns unknown
+            if lin.columns and complete and (previous is None or previous.columns != lin.columns):
                 catalog.add(name, [(c, None) for c in lin.columns])
                 changed = True
         if not changed:
