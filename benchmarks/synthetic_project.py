@@ -55,7 +55,7 @@ NOUNS = ("users", "events", "labels", "scores", "sessions", "profiles", "jobs", 
 KINDS = ("star", "transform", "join_on", "join_using", "multi_join", "union", "aggregate",
          "window", "semi_filter", "scalar_filter")
 KIND_WEIGHTS = (12, 18, 14, 9, 5, 7, 12, 9, 8, 6)
-GENERATOR_VERSION = 3  # bump when the output changes: ensure_project regenerates
+GENERATOR_VERSION = 4  # bump when the output changes: ensure_project regenerates
 MAX_PROVENANCE = 3  # more provenance columns than this are merged into one `source_ids`
 
 
@@ -430,6 +430,7 @@ class Generator:
         if texts and self.rng.random() < 0.4:
             keys.append(texts[0].name)
             cols.append(texts[0])
+            namer.taken.add(texts[0].name)
         items = list(keys) + ["count(*) as n_rows"]
         cols.append(Col("n_rows", "bigint"))
         for c in p.values:

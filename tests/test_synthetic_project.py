@@ -55,6 +55,16 @@ def test_shape_depth_width_and_construct_mix(tmp_path: Path) -> None:
         assert len(names) == len(set(names)), relation
 
 
+def test_column_names_are_unique_in_every_relation_of_a_large_project() -> None:
+    for seed in (7, 8):
+        gen = synthetic_project.Generator(5000, seed)
+        gen.generate()
+        for rel in gen.rels.values():
+            names = [c.name for c in rel.cols]
+            assert len(names) == len(set(names)), (seed, rel.name, rel.kind)
+            assert 10 <= len(names) <= 60, (seed, rel.name, rel.kind)
+
+
 def test_too_few_models_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 12"):
         synthetic_project.generate(5, tmp_path / "p", compile=False)
