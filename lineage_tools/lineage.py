@@ -722,10 +722,21 @@ class _Walker:
             if alias is not None:
                 out.use(alias, kind, masking)
                 return
-            named = [(k, v) for k, v in st.scope.sources.items() if k]
-            if len(named) == 1 and not st.scope.can_be_correlated:
-                self.source_column(named[0][1], named[0][0], name, kind, masking, out, node)
-                return
+            # innermost scope first: a subquery's own relation, unless it is known to lack
+            # the column, then the scopes around it (a correlated reference)
+            scope = st.scope
+            while scope is not None:
+                named = _selected(scope)
+                if len(named) > 1:
+                    break
+                if named:
+                    source_name, source = named[0]
+                    if not scope.can_be_correlated or not self.lacks(source, name):
+                        self.source_column(source, source_name, name, kind, masking, out, node)
+                        return
+                if not scope.can_be_correlated:
+                    break
+                scope = scope.parent
             self.reason(ReasonCode.UNKNOWN_COLUMN, f"column {name} cannot be resolved",
                         _line(node), name)
             return
@@ -752,6 +763,17 @@ class _Walker:
             scope = scope.parent
         self.reason(ReasonCode.UNKNOWN_COLUMN, f"column {table}.{name} cannot be resolved",
                     _line(node), name)
+
+    def lacks(self, source: exp.Table | Scope, name: str) -> bool:
+        """Is `source` known not to have a column `name`?"""
+        if isinstance(source, Scope):
+            child = self.lineage(source)
+            return not child.star and name not in child.by_name
+        if source.args.get("pivots") or id(source) in self.pivoted_ctes:
+            return False
+        rel = self.relation(source)
+        known = self.known_columns(rel) if rel is not None else None
+        return known is not None and name not in known
 
     def source_column(self, source: exp.Table | Scope, source_name: str, name: str,
                       kind: Subtype, masking: bool, out: _Col, node: exp.Expr | None,
@@ -988,6 +1010,14 @@ def _used_scopes(scope: Scope) -> list[Scope]:
     selected += [scope.sources[n] for n in scope.semi_or_anti_join_tables if n in scope.sources]
     kids += [s for s in selected if isinstance(s, Scope)]
     return kids
+
+
+def _selected(scope: Scope) -> list[tuple[str, exp.Table | Scope]]:
+    """The named relations a scope's FROM and JOINs read (not the CTEs it merely sees)."""
+    try:
+        return [(k, source) for k, (_, source) in scope.selected_sources.items() if k]
+    except SqlglotError:
+        return [(k, v) for k, v in scope.sources.items() if k]
 
 
 def _star_source(star: exp.Expr, scope: Scope, sel: exp.Select) -> tuple[exp.Table | Scope, str] | None:
