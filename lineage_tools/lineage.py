@@ -311,7 +311,7 @@ class _Walker:
                 result = self.set_operation(scope)
             elif isinstance(expression, exp.Lateral) and scope.subquery_scopes:
                 result = self.lineage(scope.subquery_scopes[0])
-            elif isinstance(expression, (exp.Unnest, exp.Explode, exp.Lateral)):
+            elif isinstance(expression, (exp.Unnest, exp.Explode, exp.Lateral, exp.TableFromRows)):
                 result = self.unnest(scope)
             elif isinstance(expression, exp.Values):
                 alias = expression.args.get("alias")
@@ -566,6 +566,11 @@ class _Walker:
             cols.append(col)
         alias = node.args.get("alias")
         names = [c.name for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
+        if not names and self.dialect == "snowflake" and isinstance(node.this, exp.Explode):
+            # FLATTEN(...): every output column is derived from its input
+            norm = Dialect.get_or_raise(self.dialect)
+            names = [norm.normalize_identifier(exp.to_identifier(n)).name
+                     for n in ("seq", "key", "path", "index", "value", "this")]
         if not names:
             names = [alias.name if alias is not None and alias.name else "unnest"]
         if len(cols) == 1 and len(names) > 1 and not node.args.get("offset"):
@@ -724,9 +729,10 @@ class _Walker:
                 return
             # innermost scope first: a subquery's own relation, unless it is known to lack
             # the column, then the scopes around it (a correlated reference)
-            scope = st.scope
+            scope, inner = st.scope, None
             while scope is not None:
-                named = _selected(scope)
+                # a LATERAL cannot read itself: its name is not a candidate around it
+                named = [(k, v) for k, v in _selected(scope) if v is not inner]
                 if len(named) > 1:
                     break
                 if named:
@@ -736,7 +742,7 @@ class _Walker:
                         return
                 if not scope.can_be_correlated:
                     break
-                scope = scope.parent
+                scope, inner = scope.parent, scope
             self.reason(ReasonCode.UNKNOWN_COLUMN, f"column {name} cannot be resolved",
                         _line(node), name)
             return
