@@ -1092,11 +1092,11 @@ def _split_statement(stmt: exp.Expr, dialect: str, catalog: Catalog) -> _Stateme
         made = _update_query(stmt) if isinstance(stmt, exp.Update) else _merge_query(stmt, dialect, catalog)
         if made is None:
             return _Statement(None)
-        query, names = made
+        query, names, target_table = made
         with_ = stmt.args.get("with_")
         if with_ is not None:
             query.set("with_", with_.pop())
-        parts = relation_parts(stmt.this, dialect)
+        parts = relation_parts(target_table, dialect)
         columns = tuple(_normalized_name(n, dialect) for n in names)
         return _Statement(query, catalog.resolve(parts) or ".".join(parts), columns)
     if isinstance(stmt, (exp.Create, exp.Insert)):
@@ -1142,22 +1142,34 @@ def _from_items(from_: exp.From | None, joins: list[exp.Expr] | None) -> list[ex
     return items + list(joins or [])
 
 
-def _update_query(stmt: exp.Update) -> tuple[exp.Select, list[exp.Expr]] | None:
-    """`UPDATE t SET a = e FROM s WHERE c` -> `SELECT e AS a FROM t, s WHERE c` (target t.a)."""
+def _update_query(stmt: exp.Update) -> tuple[exp.Select, list[exp.Expr], exp.Table] | None:
+    """`UPDATE t SET a = e FROM s WHERE c` -> `SELECT e AS a FROM t, s WHERE c` (target t.a).
+    `UPDATE x SET ... FROM t AS x JOIN s` (T-SQL) updates the table aliased x in FROM."""
     sets = [eq for eq in stmt.expressions if isinstance(eq, exp.EQ) and isinstance(eq.this, exp.Column)]
     if not sets:
         return None
     select = exp.Select(expressions=[exp.alias_(eq.expression, eq.this.this.copy()) for eq in sets])
-    select.set("from_", exp.From(this=stmt.this.copy()))
-    select.set("joins", _from_items(stmt.args.get("from_"), stmt.args.get("joins")) or None)
+    items = _from_items(stmt.args.get("from_"), stmt.args.get("joins"))
+    target = stmt.this
+    aliased = None
+    if len(target.parts) == 1 and not target.alias:
+        aliased = next((j.this for j in items if isinstance(j.this, exp.Table)
+                        and j.this.alias and j.this.alias == target.name), None)
+    if aliased is not None:
+        target = aliased
+        select.set("from_", exp.From(this=items[0].this))
+        items = items[1:]
+    else:
+        select.set("from_", exp.From(this=target.copy()))
+    select.set("joins", items or None)
     where = stmt.args.get("where")
     if where is not None:
         select.set("where", where)
-    return select, [eq.this for eq in sets]
+    return select, [eq.this for eq in sets], target
 
 
 def _merge_query(stmt: exp.Merge, dialect: str,
-                 catalog: Catalog) -> tuple[exp.Query, list[exp.Expr]] | None:
+                 catalog: Catalog) -> tuple[exp.Query, list[exp.Expr], exp.Table] | None:
     """MERGE as the UNION ALL of its WHEN clauses, each the SELECT of the values it writes:
     MATCHED reads target JOIN source ON ..., NOT MATCHED reads source ANTI JOIN target, NOT
     MATCHED BY SOURCE reads target ANTI JOIN source; a clause's AND condition is its WHERE.
@@ -1211,7 +1223,7 @@ def _merge_query(stmt: exp.Merge, dialect: str,
     query: exp.Query = selects[0]
     for other in selects[1:]:
         query = exp.union(query, other, distinct=False)
-    return query, list(order.values())
+    return query, list(order.values()), target
 
 
 def _normalized_name(node: exp.Expr, dialect: str) -> str:
