@@ -763,7 +763,7 @@ def verify_project(
         inputs = _Inputs(project, scratch, project_dir, rows, warehouse)
         if warehouse is not None:
             # every relation upstream, so models missing from the warehouse can be run from them
-            inputs.stage_from_warehouse(n.unique_id for n in project.nodes)
+            inputs.stage_from_warehouse(_ancestors(project, [m.node.unique_id for m in models]))
         for ml in models:
             if progress:
                 progress(ml.node)
@@ -774,6 +774,21 @@ def verify_project(
     where = f"warehouse {warehouse} (read-only)" if warehouse is not None else "no warehouse"
     detail = ", ".join(f"{n} from {o}" for o, n in sorted(counts.items()))
     return VerifyResult(tuple(checks), f"{where}; relations: {detail or 'none'}", rows)
+
+
+def _ancestors(project: ProjectLineage, uids: Iterable[str]) -> list[str]:
+    """Every node the given ones depend on, transitively (in DAG order)."""
+    by_id = {n.unique_id: n for n in project.nodes}
+    seen: set[str] = set()
+    stack = list(uids)
+    while stack:
+        uid = stack.pop()
+        node = by_id.get(uid)
+        for dep in node.depends_on if node else ():
+            if dep not in seen:
+                seen.add(dep)
+                stack.append(dep)
+    return [n.unique_id for n in project.nodes if n.unique_id in seen]
 
 
 def _verify_model(project: ProjectLineage, ml: ModelLineage, scratch: Scratch, inputs: _Inputs) -> ModelCheck:

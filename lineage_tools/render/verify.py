@@ -60,6 +60,7 @@ def render_json(result: VerifyResult) -> str:
                 "confirmed": [_edge(e) for e in m.confirmed],
                 "unexercised": [_edge(e) for e in m.unexercised],
                 "false_negatives": [_missing(e) for e in m.missing],
+                "explained_by_row_effect": [_missing(e) for e in m.by_row_effect],
             }
             for m in result.models
         ],
@@ -94,6 +95,9 @@ def render_text(result: VerifyResult) -> str:
                          f"{e.type.value} {e.subtype.value}{_why(e)}")
         if len(m.unexercised) > _SHOWN:
             lines.append(f"  ... {len(m.unexercised) - _SHOWN} more unexercised (see --format json)")
+        if m.by_row_effect:
+            lines.append(f"  {len(m.by_row_effect)} dependenc(ies) without an edge explained by DISTINCT / set "
+                         "operation row influences (values that decide which rows are merged)")
         if m.unstable:
             lines.append(f"  unstable (differ between two identical runs, not compared): {', '.join(m.unstable)}")
     s = summary(result)
