@@ -705,7 +705,7 @@ def generate_rows(columns: Sequence[tuple[str, str]], n: int, *, seed: int = 42,
     literals a query compares with).
 
     >>> generate_rows([("id", "INTEGER"), ("name", "VARCHAR")], 3, seed=1)
-    [(2, 'b'), (3, 'c'), (1, 'a')]
+    [(1, 'a'), (2, 'a'), (None, 'a')]
     """
     import datetime
     import random
