@@ -530,7 +530,8 @@ def cause_of(o: Outcome) -> str:
     if {"stmt:create_procedure", "stmt:endstatement"} & feats:
         return "cannot parse: procedural SQL (CREATE PROCEDURE ... BEGIN ... END)"
     if star_expected and "unexpanded_star" in notes:
-        return "unexpanded * (no schema): no edge names the table behind the star"
+        return ("unexpanded * (no schema): the star's relation is not found (a name hidden by "
+                "an alias) or a column is renamed by position through it")
     if star_expected:
         return "count(*) / * without a column: no edge to the table read"
     if "unnest_lateral" in feats:

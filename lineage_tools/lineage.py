@@ -5,6 +5,8 @@
 it once. Each scope's lineage (its output columns' inputs, its dataset-wide inputs and the row
 influences of the relations feeding it) is computed once, memoized, and composed by the scopes
 that read it, so CTEs and derived tables cost one visit however often they are used.
+UPDATE and MERGE are traced as the INSERT ... SELECT they amount to; the columns of a `*` that
+cannot be expanded are one output column "*" reading `relation.*` (PARTIAL, UNEXPANDED_STAR).
 
 Edge vocabulary (OpenLineage): DIRECT IDENTITY < TRANSFORMATION < AGGREGATION (the strongest
 wins along a path, `masking` is OR-ed along it); INDIRECT CONDITIONAL / WINDOW / FILTER per
