@@ -321,4 +321,9 @@ def test_spark_matches_duckdb_model_by_model(both_engines: tuple[Path, Path]) ->
     impact_spark = _cli_json(spark, "impact", *IMPACT_SOURCES, target="spark")
     assert impact_duck["rows_counted"] and impact_spark["rows_counted"]
     assert any((m.get("tainted_rows") or 0) > 0 for m in impact_duck["models"])
+    # the rebuild command is the same but for the target it rebuilds on
+    assert impact_duck["rebuild_command"].endswith(" --target duckdb")
+    assert impact_spark["rebuild_command"].endswith(" --target spark")
+    impact_spark["rebuild_command"] = impact_spark["rebuild_command"].removesuffix(" --target spark")
+    impact_duck["rebuild_command"] = impact_duck["rebuild_command"].removesuffix(" --target duckdb")
     assert _comparable(impact_spark) == _comparable(impact_duck)
