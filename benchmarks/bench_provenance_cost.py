@@ -153,6 +153,49 @@ NO_PROVENANCE_MACROS = """\
 {% macro duckdb__empty_source_list() -%} cast(null as varchar[]) {%- endmacro %}
 """
 
+MASK_MACROS = """\
+{#
+  Provenance aggregates as a bitmask inside the aggregation, a readable sorted list outside
+  (bench_provenance_cost, variant `mask`). Each registered source id gets a bit (its rank in
+  the sorted registry, read when the model runs); `bit_or` collects a group's bits; 14 CASEs
+  per group turn the mask back into the sorted list of ids. A source id not in the registry
+  fails the cast to the ENUM loudly (it is never dropped). Without the registry (parse time)
+  or beyond 64 sources: the list aggregates of provenance_pipeline.
+#}
+{% macro registry_ids() -%}
+  {%- set registry = ref('provenance_pipeline', 'data_sources') -%}
+  {%- if not execute -%}{{ return([]) }}{%- endif -%}
+  {%- set ids = run_query('select distinct source_id from ' ~ registry).columns[0].values() | list | sort -%}
+  {{ return(ids if ids | length <= 64 else []) }}
+{%- endmacro %}
+
+{% macro source_enum(ids) -%}
+  enum({% for id in ids %}'{{ id }}'{{ ', ' if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{% macro decode_mask(mask, ids) -%}
+  flatten([{% for id in ids %}case when ({{ mask }} >> {{ loop.index0 }}) & 1 = 1 then ['{{ id }}'] else cast([] as varchar[]) end{{ ', ' if not loop.last }}{% endfor %}])
+{%- endmacro %}
+
+{% macro duckdb__collect_sources(column) -%}
+  {%- set ids = no_provenance.registry_ids() -%}
+  {%- if ids -%}
+  {{ no_provenance.decode_mask('coalesce(bit_or(cast(1 as ubigint) << enum_code(cast(' ~ column ~ ' as ' ~ no_provenance.source_enum(ids) ~ '))), 0)', ids) }}
+  {%- else -%}
+  {{ provenance_pipeline.duckdb__collect_sources(column) }}
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro duckdb__collect_source_lists(list_column) -%}
+  {%- set ids = no_provenance.registry_ids() -%}
+  {%- if ids -%}
+  {{ no_provenance.decode_mask("coalesce(bit_or(list_aggregate(list_transform(" ~ list_column ~ ", lambda x: cast(1 as ubigint) << enum_code(cast(x as " ~ no_provenance.source_enum(ids) ~ "))), 'bit_or')), 0)", ids) }}
+  {%- else -%}
+  {{ provenance_pipeline.duckdb__collect_source_lists(list_column) }}
+  {%- endif -%}
+{%- endmacro %}
+"""
+
 DISPATCH = """
 # bench_provenance_cost: the provenance list macros come from the local package no_provenance.
 dispatch:
@@ -161,8 +204,8 @@ dispatch:
 """
 
 
-def copy_project(dest: Path, stripped: bool, memory_limit: str) -> Path:
-    """A fresh copy of the dbt project in `dest` (the stripped variant when asked)."""
+def copy_project(dest: Path, variant: str, memory_limit: str) -> Path:
+    """A fresh copy of the dbt project in `dest` for a variant (`with`, `without`, `mask`)."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     for item in PROJECT_ITEMS:
@@ -179,11 +222,12 @@ def copy_project(dest: Path, stripped: bool, memory_limit: str) -> Path:
         profiles = profiles.replace(
             marker, marker + f"      settings:\n        memory_limit: '{memory_limit}'\n", 1)
         (dest / "profiles.yml").write_text(profiles)
-    if stripped:
+    if variant != "with":
         pkg = dest / "no_provenance"
         (pkg / "macros").mkdir(parents=True)
         (pkg / "dbt_project.yml").write_text(NO_PROVENANCE_PROJECT)
-        (pkg / "macros" / "no_provenance.sql").write_text(NO_PROVENANCE_MACROS)
+        macros = NO_PROVENANCE_MACROS if variant == "without" else MASK_MACROS
+        (pkg / "macros" / "no_provenance.sql").write_text(macros)
         (dest / "packages.yml").write_text("packages:\n  - local: no_provenance\n")
         with open(dest / "dbt_project.yml", "a", encoding="utf-8") as handle:
             handle.write(DISPATCH)
@@ -264,40 +308,40 @@ def tests_seconds(build: Build) -> float:
 
 # ------------------------------------------------------------------------------- report
 
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
 def report(builds: list[Build]) -> str:
-    lines = ["| users | with: wall / CPU | without: wall / CPU | ratio wall | ratio CPU "
-             "| ratio of model time (w/o source_inventory) |", "|---|---|---|---|---|---|"]
+    """Markdown: per size and variant, wall / CPU and the ratios to `without`; per model."""
+    lines = ["| users | variant | builds | wall | CPU | wall / without | CPU / without "
+             "| model time / without (no source_inventory) |", "|---|---|---|---|---|---|---|---|"]
     details = []
     for size in sorted({b.size for b in builds}):
-        with_ = [b for b in builds if b.size == size and b.variant == "with"]
-        without = [b for b in builds if b.size == size and b.variant == "without"]
-        if not with_ or not without:
-            continue
-        w_wall = sum(b.wall_s for b in with_) / len(with_)
-        o_wall = sum(b.wall_s for b in without) / len(without)
-        w_cpu = sum(b.cpu_s for b in with_) / len(with_)
-        o_cpu = sum(b.cpu_s for b in without) / len(without)
-        w_models = [model_seconds(b) for b in with_]
-        o_models = [model_seconds(b) for b in without]
-        names = sorted(set().union(*w_models, *o_models))
-        avg = lambda runs, n: sum(r.get(n, 0.0) for r in runs) / len(runs)  # noqa: E731
-        w_sum = sum(avg(w_models, n) for n in names if n != PROVENANCE_MART)
-        o_sum = sum(avg(o_models, n) for n in names if n != PROVENANCE_MART)
-        lines.append(
-            f"| {size:,} | {w_wall:.0f} s / {w_cpu:.0f} s | {o_wall:.0f} s / {o_cpu:.0f} s "
-            f"| {w_wall / o_wall:.2f}x | {w_cpu / o_cpu:.2f}x | {w_sum / max(o_sum, 1e-9):.2f}x |")
-        details.append(f"\nPer model, {size:,} users (seconds, dbt's execution_time, mean of "
-                       f"{len(with_)} + {len(without)} builds):\n")
-        details.append("| model | with | without | extra |")
-        details.append("|---|---|---|---|")
-        rows = sorted(names, key=lambda n: -(avg(w_models, n) - avg(o_models, n)))
-        for n in rows:
-            w, o = avg(w_models, n), avg(o_models, n)
-            details.append(f"| {n} | {w:.1f} | {o:.1f} | {w - o:+.1f} |")
-        details.append(f"| (all data tests) | {sum(tests_seconds(b) for b in with_) / len(with_):.1f} "
-                       f"| {sum(tests_seconds(b) for b in without) / len(without):.1f} | |")
-    status = [f"{b.size:,} {b.variant} (#{b.order}): {b.status}" for b in builds
-              if b.status != "ok"]
+        variants = [v for v in ("with", "mask", "without") if any(b.size == size and b.variant == v for b in builds)]
+        runs = {v: [b for b in builds if b.size == size and b.variant == v] for v in variants}
+        models = {v: [model_seconds(b) for b in runs[v]] for v in variants}
+        names = sorted(set().union(*(m for v in variants for m in models[v])))
+        avg = {v: {n: _mean([m.get(n, 0.0) for m in models[v]]) for n in names} for v in variants}
+        model_sum = {v: sum(t for n, t in avg[v].items() if n != PROVENANCE_MART) for v in variants}
+        base = "without" if "without" in runs else None
+        for v in variants:
+            wall, cpu = _mean([b.wall_s for b in runs[v]]), _mean([b.cpu_s for b in runs[v]])
+            if base:
+                bw, bc = _mean([b.wall_s for b in runs[base]]), _mean([b.cpu_s for b in runs[base]])
+                ratios = f"{wall / bw:.2f}x | {cpu / bc:.2f}x | {model_sum[v] / max(model_sum[base], 1e-9):.2f}x"
+            else:
+                ratios = " | | "
+            lines.append(f"| {size:,} | {v} | {len(runs[v])} | {wall:.0f} s | {cpu:.0f} s | {ratios} |")
+        details.append(f"\nPer model, {size:,} users (seconds, dbt's execution_time, mean per variant):\n")
+        details.append("| model | " + " | ".join(variants) + " |")
+        details.append("|---|" + "---|" * len(variants))
+        first, last = variants[0], variants[-1]
+        for n in sorted(names, key=lambda n: -(avg[first][n] - avg[last][n])):
+            details.append(f"| {n} | " + " | ".join(f"{avg[v][n]:.1f}" for v in variants) + " |")
+        details.append("| (all data tests) | " + " | ".join(
+            f"{_mean([tests_seconds(b) for b in runs[v]]):.1f}" for v in variants) + " |")
+    status = [f"{b.size:,} {b.variant} (#{b.order}): {b.status}" for b in builds if b.status != "ok"]
     return "\n".join(lines + details + (["", "Failed builds:", *status] if status else []))
 
 
@@ -315,27 +359,37 @@ def main(argv: list[str] | None = None) -> int:
                         help="build sizes above this (multiples of it) by copying its data")
     parser.add_argument("--memory-limit", default="10GB",
                         help="DuckDB memory_limit for both variants ('' for DuckDB's default)")
+    parser.add_argument("--variants", default="with,without",
+                        help="with, without, mask (bitmask aggregates, see MASK_MACROS), comma-separated")
     parser.add_argument("--json", type=Path, default=None, help="also write the builds here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     sizes = [int(s.replace("_", "")) for s in args.users.split(",") if s.strip()]
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if "with" not in variants or not set(variants) <= {"with", "without", "mask"}:
+        parser.error("--variants: `with` and any of `without`, `mask`")
     work = args.work or args.data_root / "work"
     builds: list[Build] = []
     order = 0
     for size in sizes:
         raw = ensure_data(args.data_root, size, args.replicate_base or None)
-        projects = {v: copy_project(work / f"users_{size}" / v, v == "without", args.memory_limit)
-                    for v in ("with", "without")}
+        projects = {v: copy_project(work / f"users_{size}" / v, v, args.memory_limit)
+                    for v in variants}
         dbs = {v: work / f"users_{size}" / f"{v}.duckdb" for v in projects}
-        res = dbt(projects["without"], "deps", "--quiet", db=dbs["without"], capture=True)
-        if res.returncode:
-            raise SystemExit(f"dbt deps failed:\n{res.stdout}\n{res.stderr}")
-        excluded = provenance_tests(projects["without"], raw, dbs["without"])
-        log.info("without: %d provenance tests and %s left out", len(excluded), PROVENANCE_MART)
-        exclude = {"with": [], "without": [PROVENANCE_MART, *excluded]}
+        exclude = {v: [] for v in variants}
+        for v in variants:
+            if v == "with":
+                continue
+            res = dbt(projects[v], "deps", "--quiet", db=dbs[v], capture=True)
+            if res.returncode:
+                raise SystemExit(f"dbt deps failed:\n{res.stdout}\n{res.stderr}")
+        if "without" in variants:
+            excluded = provenance_tests(projects["without"], raw, dbs["without"])
+            log.info("without: %d provenance tests and %s left out", len(excluded), PROVENANCE_MART)
+            exclude["without"] = [PROVENANCE_MART, *excluded]
         for r in range(args.rounds):
-            variants = ("with", "without") if (r + sizes.index(size)) % 2 == 0 else ("without", "with")
-            for v in variants:
+            shift = (r + sizes.index(size)) % len(variants)
+            for v in variants[shift:] + variants[:shift]:
                 order += 1
                 builds.append(run_build(size, v, order, projects[v], raw, dbs[v], exclude[v]))
                 if args.json:
