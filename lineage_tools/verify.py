@@ -591,6 +591,7 @@ class _Inputs:
         self.failed: dict[str, str] = {}
         self.origin: dict[str, str] = {}
         self.warehouse_tables: set[tuple[str, ...]] = set()
+        self._staged: dict[str, str] = {}
         self.warehouse = warehouse
         if warehouse is not None:
             self._attach(warehouse)
@@ -620,7 +621,6 @@ class _Inputs:
             "SELECT table_catalog, table_schema, table_name FROM information_schema.tables WHERE table_catalog = ?",
             [alias]).fetchall()
         self.warehouse_tables = {tuple(str(x).lower() for x in r) for r in rows}
-        self._staged: dict[str, str] = {}
 
     def stage_from_warehouse(self, uids: Iterable[str]) -> None:
         """Copy samples of the warehouse's relations into private tables, then detach it."""
@@ -654,7 +654,7 @@ class _Inputs:
             return False
         parts = _parts(node)
         try:
-            if uid in getattr(self, "_staged", {}):
+            if uid in self._staged:
                 self.scratch.add(uid, parts, f"SELECT * FROM {self._staged[uid]}")
                 self.origin[uid] = "warehouse"
             elif node.resource_type == "seed":
