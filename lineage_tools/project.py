@@ -48,7 +48,7 @@ from .records import (
     Status,
     Subtype,
 )
-from .sql import Catalog, check_dialect, normalize_relation
+from .sql import Catalog, check_dialect, normalize_relation, relation_name
 
 log = logging.getLogger(__name__)
 
@@ -418,7 +418,7 @@ def _relation(raw: Mapping[str, Any], dialect: str) -> str:
     # Ephemeral models have no relation: give them a name of their own, so that lineage goes
     # through them as nodes.
     parts = [p for p in (raw.get("database"), raw.get("schema"), raw.get("alias") or raw.get("name")) if p]
-    return ".".join(str(p).lower() for p in parts)
+    return relation_name(tuple(str(p).lower() for p in parts), dialect)
 
 
 def _seed_columns(raw: Mapping[str, Any], project_dir: Path) -> tuple[tuple[str, str | None], ...]:

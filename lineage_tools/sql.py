@@ -92,10 +92,36 @@ def relation_parts(name: str | exp.Table, dialect: str) -> tuple[str, ...]:
 def normalize_relation(name: str | exp.Table, dialect: str) -> str:
     """The dotted, normalized name of a relation following the dialect's identifier rules.
 
+    A part that would not read back as itself (a quote, a dot, a space, a case-sensitive name)
+    is quoted, so the name always round-trips through `relation_parts`.
+
     >>> normalize_relation("Main.Users", "snowflake")
     'MAIN.USERS'
+    >>> normalize_relation('"db"."main"."a b"', "duckdb")
+    'db.main."a b"'
     """
-    return ".".join(relation_parts(name, dialect))
+    return relation_name(relation_parts(name, dialect), dialect)
+
+
+def relation_name(parts: Sequence[str], dialect: str) -> str:
+    """Join normalized relation parts into a dotted name that `relation_parts` reads back.
+
+    >>> relation_name(("main", "Users"), "postgres")
+    'main."Users"'
+    """
+    dia = _dialect(dialect)
+    rendered = []
+    for part in parts:
+        bare = exp.to_identifier(part)
+        if (
+            not bare.quoted
+            and part.upper() not in dia.tokenizer_class.KEYWORDS
+            and dia.normalize_identifier(bare.copy()).name == part
+        ):
+            rendered.append(part)
+        else:
+            rendered.append(exp.to_identifier(part, quoted=True).sql(dialect=dia))
+    return ".".join(rendered)
 
 
 def normalize_column(name: str, dialect: str) -> str:

@@ -173,12 +173,10 @@ def test_output_goes_only_where_asked(evil_project: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.dbt
-@pytest.mark.xfail(strict=True, reason="bug (sql.relation_parts / project.analyze_project): a model name with a "
-                   "single quote cannot round-trip through the dotted relation name; every command crashes "
-                   "with a traceback (SqlError is not a UserError)")
 def test_model_name_with_a_quote_is_not_a_crash(tmp_path: Path) -> None:
     project = copy_mini_project(tmp_path / "mini")
     shutil.copy2(project / "models" / "marts" / "user_activity.sql", project / "models" / "marts" / "it's.sql")
     run_dbt(project, "compile")
     proc = run_cli("export", "--project-dir", str(project), cwd=project)
-    assert "Traceback" not in proc.stderr and proc.returncode in (0, 2), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and proc.returncode == 0, proc.stderr[-2000:]
+    assert "it's" in proc.stdout  # the model is exported under its own name
