@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import graphlib
 import hashlib
 import json
@@ -562,47 +563,110 @@ def file_line(raw_sql: str | None, compiled_sql: str | None, compiled_line: int 
     """
     if not raw_sql:
         return None
-    raw_lines = raw_sql.splitlines()
-    text = ""
-    if compiled_sql and compiled_line:
-        clines = compiled_sql.splitlines()
-        if 0 < compiled_line <= len(clines):
-            text = clines[compiled_line - 1].strip()
-    if len(text) > 2 and "*" not in text:
-        hits = [i for i, line in enumerate(raw_lines, 1) if line.strip() == text]
-        if len(hits) == 1:
-            return hits[0]
-    if column:
-        name = re.escape(column)
-        for pattern in (rf"\bas\s+[\"`\[]?{name}[\"`\]]?\s*,?\s*$", rf"\bas\s+[\"`\[]?{name}\b",
-                        rf"^\s*,?\s*[\w.]*\b{name}\b\s*,?\s*$", rf"(?<![\w.]){name}\b"):
-            rx = re.compile(pattern, re.I)
-            hits = [i for i, line in enumerate(raw_lines, 1) if rx.search(line) and not line.lstrip().startswith("--")]
-            if hits:
-                return hits[-1]
-    if column:  # an alias made by Jinja, e.g. `as {{ method }}_amount` in a for loop
-        for i, line in enumerate(raw_lines, 1):
-            for m in _JINJA_ALIAS.finditer(line):
-                prefix, suffix = m.group(1) or "", m.group(2) or ""
-                if column.lower().startswith(prefix.lower()) and column.lower().endswith(suffix.lower()):
-                    return i
-    if len(text) > 2:
-        for i, line in enumerate(raw_lines, 1):
-            if line.strip() == text:
-                return i
-    return None
+    return _LineIndex(raw_sql, compiled_sql).line(compiled_line, column)
+
+
+# One pass over a model's raw SQL indexes what `file_line`'s patterns look for, per word:
+# `as <word>` at the end of a line (1), `as <word>` anywhere (2), a line holding just a
+# (dotted) name (3), a word not preceded by a word character or `.` (4). Column names that are
+# not plain words fall back to the regular expressions (`_column_patterns`).
+_AS_WORD = re.compile(r"""(?=\bas\s+["`\[]?(\w+)(["`\]]?\s*,?\s*$)?)""", re.I)
+_BARE_NAME = re.compile(r"^\s*,?\s*([\w.]+)\s*,?\s*$")
+_FREE_WORD = re.compile(r"(?<![\w.])\w+")
+_WORD = re.compile(r"\w+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _column_patterns(column: str) -> tuple[re.Pattern[str], ...]:
+    name = re.escape(column)
+    return tuple(re.compile(p, re.I) for p in (
+        rf"\bas\s+[\"`\[]?{name}[\"`\]]?\s*,?\s*$", rf"\bas\s+[\"`\[]?{name}\b",
+        rf"^\s*,?\s*[\w.]*\b{name}\b\s*,?\s*$", rf"(?<![\w.]){name}\b"))
+
+
+class _LineIndex:
+    """The raw SQL of one model, indexed once for `file_line` lookups of many columns."""
+
+    def __init__(self, raw_sql: str, compiled_sql: str | None) -> None:
+        self.raw_lines = raw_sql.splitlines()
+        self.compiled_lines = compiled_sql.splitlines() if compiled_sql else []
+        self.stripped: dict[str, list[int]] = {}
+        self._words: tuple[dict[str, int], ...] | None = None
+        for i, line in enumerate(self.raw_lines, 1):
+            self.stripped.setdefault(line.strip(), []).append(i)
+
+    def _index(self) -> tuple[dict[str, int], ...]:
+        if self._words is None:
+            as_end: dict[str, int] = {}
+            as_any: dict[str, int] = {}
+            bare: dict[str, int] = {}
+            free: dict[str, int] = {}
+            for i, line in enumerate(self.raw_lines, 1):
+                if line.lstrip().startswith("--"):
+                    continue
+                lower = line.lower()
+                if "as" in lower:
+                    for m in _AS_WORD.finditer(line):
+                        word = m.group(1).lower()
+                        as_any[word] = i
+                        if m.group(2) is not None:
+                            as_end[word] = i
+                m = _BARE_NAME.match(line)
+                if m:
+                    last = m.group(1).rsplit(".", 1)[-1]
+                    if last:
+                        bare[last.lower()] = i
+                for word in _FREE_WORD.findall(lower):
+                    free[word] = i
+            self._words = (as_end, as_any, bare, free)
+        return self._words
+
+    def line(self, compiled_line: int | None, column: str | None) -> int | None:
+        """`file_line` for this model's raw and compiled SQL."""
+        text = ""
+        if compiled_line and 0 < compiled_line <= len(self.compiled_lines):
+            text = self.compiled_lines[compiled_line - 1].strip()
+        if len(text) > 2 and "*" not in text:
+            hits = self.stripped.get(text, ())
+            if len(hits) == 1:
+                return hits[0]
+        if column:
+            if _WORD.fullmatch(column):
+                key = column.lower()
+                for index in self._index():
+                    if key in index:
+                        return index[key]
+            else:
+                for rx in _column_patterns(column):
+                    hits = [i for i, line in enumerate(self.raw_lines, 1)
+                            if rx.search(line) and not line.lstrip().startswith("--")]
+                    if hits:
+                        return hits[-1]
+        if column:  # an alias made by Jinja, e.g. `as {{ method }}_amount` in a for loop
+            for i, line in enumerate(self.raw_lines, 1):
+                for m in _JINJA_ALIAS.finditer(line):
+                    prefix, suffix = m.group(1) or "", m.group(2) or ""
+                    if column.lower().startswith(prefix.lower()) and column.lower().endswith(suffix.lower()):
+                        return i
+        if len(text) > 2 and text in self.stripped:
+            return self.stripped[text][0]
+        return None
 
 
 def _map_lines(lineage: StatementLineage, node: Node, sql: str) -> StatementLineage:
     """Column and reason lines of the compiled SQL -> lines of the model file."""
+    if not node.raw_sql:
+        return replace(lineage, column_lines=(),
+                       reasons=tuple(replace(r, line=None) if r.line is not None else r for r in lineage.reasons))
+    index = _LineIndex(node.raw_sql, sql)
     lines = dict(lineage.column_lines)
     mapped = []
     for col in lineage.columns:
-        line = file_line(node.raw_sql, sql, lines.get(col), col)
+        line = index.line(lines.get(col), col)
         if line is not None:
             mapped.append((col, line))
     reasons = tuple(
-        replace(r, line=file_line(node.raw_sql, sql, r.line, r.column)) if r.line is not None else r
+        replace(r, line=index.line(r.line, r.column)) if r.line is not None else r
         for r in lineage.reasons
     )
     return replace(lineage, column_lines=tuple(mapped), reasons=reasons)
