@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -56,6 +57,7 @@ def check_dialect(name: str) -> str:
     raise DialectError(f"unknown SQL dialect {name!r}{hint}")
 
 
+@functools.lru_cache(maxsize=64)
 def _dialect(dialect: str) -> Dialect:
     return Dialect.get_or_raise(check_dialect(dialect))
 
@@ -78,6 +80,17 @@ def relation_parts(name: str | exp.Table, dialect: str) -> tuple[str, ...]:
     >>> relation_parts('main."Users"', "postgres")
     ('main', 'Users')
     """
+    if isinstance(name, str):
+        return _relation_parts_of_text(name, dialect)
+    return _relation_parts(name, dialect)
+
+
+@functools.lru_cache(maxsize=16384)
+def _relation_parts_of_text(name: str, dialect: str) -> tuple[str, ...]:
+    return _relation_parts(name, dialect)
+
+
+def _relation_parts(name: str | exp.Table, dialect: str) -> tuple[str, ...]:
     dia = _dialect(dialect)
     table = _table(name, dialect)
     parts = []
@@ -124,6 +137,7 @@ def relation_name(parts: Sequence[str], dialect: str) -> str:
     return ".".join(rendered)
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize_column(name: str, dialect: str) -> str:
     """A catalog column name normalized as the dialect resolves it.
 
@@ -314,6 +328,7 @@ def qualify_statement(
             allow_partial_qualification=True,
             qualify_columns=columns,
             identify=False,
+            quote_identifiers=False,  # the engine reads names, never SQL text: 30% of qualify
         )
     except SqlglotError as err:
         raise SqlError(f"cannot qualify statement: {err}") from err
