@@ -1,4 +1,4 @@
-"""Column lineage across models: every model's edges stitched into one graph (networkx).
+"""Column lineage across models: every model's edges stitched into one graph.
 
 Graph nodes are `ColumnRef(unique_id, column)`; a model's dataset-wide INDIRECT inputs (WHERE,
 JOIN ON, GROUP BY, ORDER BY columns: edge target None) hang off one extra node per model,
@@ -30,8 +30,6 @@ import difflib
 import logging
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-
-import networkx as nx
 
 from .errors import UnknownNodeError
 from .records import (
@@ -83,7 +81,10 @@ class LineageGraph:
         self.project = project
         self.nodes: dict[str, Node] = {n.unique_id: n for n in project.nodes}
         self.models: dict[str, ModelLineage] = {m.node.unique_id: m for m in project.models}
-        self.g = nx.MultiDiGraph()
+        # adjacency: target -> source -> edges and source -> target -> edges (insertion order,
+        # as a multigraph would iterate them); plain dicts are cheaper to build than networkx
+        self._in: dict[ColumnRef, dict[ColumnRef, list[GraphEdge]]] = {}
+        self._out: dict[ColumnRef, dict[ColumnRef, list[GraphEdge]]] = {}
         self.edges: list[GraphEdge] = []
         self._columns: dict[str, tuple[str, ...]] = {}
         for n in project.nodes:
@@ -94,9 +95,6 @@ class LineageGraph:
             for e in ml.lineage.edges:
                 self._add_edge(GraphEdge(e.source, ColumnRef(uid, e.target if e.target is not None else DATASET),
                                          e.subtype, e.masking, e.incremental_only))
-        for uid, cols in self._columns.items():
-            for c in cols:
-                self.g.add_node(ColumnRef(uid, c))
         self._roots: dict[tuple[ColumnRef, frozenset | None, bool], frozenset[ColumnRef]] = {}
         self._names = self._name_index()
 
@@ -108,7 +106,8 @@ class LineageGraph:
         if edge.source.column not in self._columns[src] and src not in self.models:
             self._columns[src] = self._columns[src] + (edge.source.column,)
         self.edges.append(edge)
-        self.g.add_edge(edge.source, edge.target, edge=edge)
+        self._in.setdefault(edge.target, {}).setdefault(edge.source, []).append(edge)
+        self._out.setdefault(edge.source, {}).setdefault(edge.target, []).append(edge)
 
     # ---- names ---------------------------------------------------------------------------
 
@@ -182,21 +181,16 @@ class LineageGraph:
         """Edges into `col`: its own plus its model's dataset-wide ones (self-references dropped)."""
         out: list[GraphEdge] = []
         for target in (col, ColumnRef(col.relation, DATASET)) if col.column else (col,):
-            if target not in self.g:
-                continue
-            for _, _, data in self.g.in_edges(target, data=True):
-                e = data["edge"]
-                if e.source.relation != col.relation and _matches(e, kinds, incremental):
-                    out.append(e)
+            for edges in self._in.get(target, {}).values():
+                for e in edges:
+                    if e.source.relation != col.relation and _matches(e, kinds, incremental):
+                        out.append(e)
         return tuple(out)
 
     def downstream_edges(self, col: ColumnRef, kinds: Kinds = None, *, incremental: bool = True) -> tuple[GraphEdge, ...]:
         """Edges out of `col`; a dataset-wide edge comes back once per column of its model."""
-        if col not in self.g:
-            return ()
         out: list[GraphEdge] = []
-        for _, _, data in self.g.out_edges(col, data=True):
-            e: GraphEdge = data["edge"]
+        for e in (e for edges in self._out.get(col, {}).values() for e in edges):
             if e.target.relation == col.relation or not _matches(e, kinds, incremental):
                 continue
             if e.target.column == DATASET:
@@ -287,8 +281,9 @@ class LineageGraph:
         return TraceNode(col, tuple(steps), is_root=root)
 
     def _is_dataset_edge(self, e: GraphEdge) -> bool:
-        return self.g.has_edge(e.source, ColumnRef(e.target.relation, DATASET)) and not any(
-            d["edge"].subtype == e.subtype for d in (self.g.get_edge_data(e.source, e.target) or {}).values()
+        out = self._out.get(e.source, {})
+        return ColumnRef(e.target.relation, DATASET) in out and not any(
+            d.subtype == e.subtype for d in out.get(e.target, ())
         )
 
     # ---- iteration -----------------------------------------------------------------------
@@ -296,10 +291,8 @@ class LineageGraph:
     def model_edges(self, uid: str) -> Iterator[GraphEdge]:
         """The stored edges into a model (dataset-wide ones with column "")."""
         for c in (*self.columns(uid), DATASET):
-            ref = ColumnRef(uid, c)
-            if ref in self.g:
-                for _, _, d in self.g.in_edges(ref, data=True):
-                    yield d["edge"]
+            for edges in self._in.get(ColumnRef(uid, c), {}).values():
+                yield from edges
 
     def all_columns(self) -> Iterable[ColumnRef]:
         for uid, cols in self._columns.items():
