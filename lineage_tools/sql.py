@@ -174,7 +174,7 @@ class Catalog:
         tables: Mapping[str, ColumnSpec] | None = None,
     ):
         self.dialect = check_dialect(dialect)
-        self._schema = MappingSchema(dialect=self.dialect, normalize=True)
+        self._schema: MappingSchema | None = None  # built on first use (a warm run never needs it)
         self._depth = 0
         self._tables: dict[tuple[str, ...], tuple[tuple[str, str | None], ...]] = {}
         self._suffixes: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
@@ -187,6 +187,8 @@ class Catalog:
     @property
     def schema(self) -> MappingSchema:
         """The sqlglot schema (for qualification)."""
+        if self._schema is None:
+            self._rebuild()
         return self._schema
 
     def add(self, relation: str, columns: Sequence[tuple[str, str | None]]) -> None:
@@ -200,8 +202,8 @@ class Catalog:
             self._suffixes.setdefault(parts[i:], set()).add(parts)
         if len(parts) > self._depth:
             self._depth = len(parts)
-            self._rebuild()
-        else:
+            self._schema = None  # rebuilt at the new depth on first use
+        elif self._schema is not None:
             self._add_to_schema(parts, cols)
             # sqlglot caches lookups by table; a short name may now resolve differently
             cache = getattr(self._schema, "_find_cache", None)
