@@ -336,3 +336,62 @@ def qualify_statement(
         raise SqlError(f"cannot qualify statement: {err}") from err
     except RecursionError as err:
         raise SqlError("statement too deeply nested to qualify") from err
+
+
+# --------------------------------------------------------------------------------------------
+# Translating between dialects (verify runs other engines' SQL in DuckDB)
+
+#: Functions whose result is a list: `reverse` of one is DuckDB's `list_reverse`.
+_LIST_FUNCS = (exp.Array, exp.ArrayAgg, exp.ArrayConcat, exp.ArrayDistinct, exp.ArrayFilter, exp.ArraySlice,
+               exp.ArraySort, exp.ArrayUniqueAgg, exp.Flatten, exp.RegexpExtractAll, exp.Split)
+
+
+def _int_literal(node: exp.Expr | None) -> int | None:
+    return int(node.name) if isinstance(node, exp.Literal) and not node.is_string and node.name.isdigit() else None
+
+
+def _to_duckdb(node: exp.Expr) -> exp.Expr:
+    """What sqlglot leaves untranslated from Spark / Hive to DuckDB, rewritten where the
+    equivalent is exact: ``pmod(a, b)`` -> ``((a % b) + b) % b``; ``conv(x, 16, 10)`` (hex text to
+    decimal text, at most 16 hex digits: NULL on overflow where Spark saturates) ->
+    ``CAST(TRY_CAST('0x' || x AS UBIGINT) AS TEXT)``; ``reverse`` of a list -> ``list_reverse``.
+    Other ``conv`` bases stay as written (DuckDB then names ``conv`` as unknown)."""
+    name = node.name.lower() if isinstance(node, exp.Anonymous) else ""
+    args = node.expressions if isinstance(node, exp.Anonymous) else []
+    if name == "pmod" and len(args) == 2:
+        a, b = (exp.paren(x, copy=False) if isinstance(x, exp.Binary) else x for x in args)
+        inner = exp.Add(this=exp.paren(exp.Mod(this=a, expression=b)), expression=b.copy())
+        return exp.paren(exp.Mod(this=exp.paren(inner), expression=b.copy()))
+    if name == "conv" and len(args) == 3 and (_int_literal(args[1]), _int_literal(args[2])) == (16, 10):
+        hex_text = exp.DPipe(this=exp.Literal.string("0x"), expression=args[0])
+        number = exp.TryCast(this=hex_text, to=exp.DataType.build("UBIGINT", dialect="duckdb"))
+        return exp.cast(number, exp.DataType.build("TEXT"))
+    if isinstance(node, exp.Reverse) and (isinstance(node.this, _LIST_FUNCS) or node.this.is_type(exp.DataType.Type.ARRAY)):
+        return exp.Anonymous(this="LIST_REVERSE", expressions=[node.this])
+    return node
+
+
+def transpile(sql: str, read: str, write: str) -> str:
+    """One statement of dialect `read` as SQL of dialect `write` (sqlglot's translation; to
+    DuckDB from Spark / Hive / Databricks also `pmod`, hex `conv` and list `reverse`, see
+    `_to_duckdb`). Raises `SqlError` when sqlglot cannot parse or translate it.
+
+    >>> transpile("select pmod(a, 7) as b, collect_set(c) as s from t", "spark", "duckdb")
+    'SELECT (((a % 7) + 7) % 7) AS b, LIST(DISTINCT c) FILTER(WHERE NOT c IS NULL) AS s FROM t'
+    """
+    expression = parse_statement(sql, check_dialect(read))
+    write = check_dialect(write)
+    if write == "duckdb" and read in ("spark", "spark2", "hive", "databricks"):
+        for node in reversed(list(expression.walk())):  # inner calls first (hash of a hash)
+            new = _to_duckdb(node)
+            if new is not node:
+                if node is expression:
+                    expression = new
+                else:
+                    node.replace(new)
+    try:
+        return expression.sql(dialect=write)
+    except SqlglotError as err:
+        raise SqlError(f"cannot translate {read} SQL to {write}: {err}") from err
+    except RecursionError as err:
+        raise SqlError("statement too deeply nested to translate") from err
