@@ -163,6 +163,8 @@ class _ScopeLineage:
     rows: set[RowInfluence] = field(default_factory=set)
     feeding: set[str] = field(default_factory=set)  # base relations whose rows flow out
     reads: set[str] = field(default_factory=set)  # every base relation read
+    # base relations read by subqueries whose values flow into the output columns
+    values: set[str] = field(default_factory=set)
     limited: bool = False
     star: bool = False  # an unexpanded star: the column list is incomplete
     # what an unexpanded star reads when a column named through it can only come from there
@@ -183,6 +185,7 @@ class _State:
     dataset: set[tuple[ColumnRef, Subtype]] = field(default_factory=set)
     rows: set[RowInfluence] = field(default_factory=set)
     reads: set[str] = field(default_factory=set)
+    values: set[str] = field(default_factory=set)  # see _ScopeLineage.values
     aliases: dict[str, _Col] = field(default_factory=dict)
     aggregated: bool = False
     windowed: bool = False
@@ -363,6 +366,7 @@ class _Walker:
                 st.dataset |= child.dataset
                 if semi is None:
                     st.rows |= child.rows
+                    st.values |= child.values
                 if child.limited:
                     st.dataset |= {(ref, Subtype.SORT) for ref in child.sort}
             return set() if semi is not None else set(rels)
@@ -399,6 +403,7 @@ class _Walker:
         star_col: _Col | None = None
         if scope is self.root:
             self.progress = (names, cols, st)
+        outer_reads, st.reads = st.reads, set()  # to tell what subqueries in values read
         for projection in sel.expressions:
             self.check_time()
             if isinstance(projection, exp.Star) or (
@@ -428,6 +433,8 @@ class _Walker:
             names.append(projection.alias_or_name)
             cols.append(col)
             projected.append((projection, col))
+        st.values |= st.reads
+        st.reads |= outer_reads
         for name, col in zip(names, cols):
             st.aliases.setdefault(name, col)
 
@@ -460,6 +467,9 @@ class _Walker:
             on = distinct.args.get("on")
             if on is not None:
                 self.clause(on, Subtype.GROUP_BY, st)
+            else:  # every output column is a deduplication key, as in GROUP BY ALL
+                for col in cols:
+                    st.dataset |= {(ref, Subtype.GROUP_BY) for ref in col.refs()}
         sort_state = _State(scope, st.subqueries, aliases=st.aliases)
         order = sel.args.get("order")
         if order is not None and _orders_by_all(order):
@@ -479,12 +489,14 @@ class _Walker:
         if st.windowed:
             st.rows |= {RowInfluence(r, RowEffect.WINDOW) for r in feeding}
         if distinct is not None:
-            st.rows |= {RowInfluence(r, RowEffect.DISTINCT) for r in feeding}
+            # without ON, the values decide which rows merge, wherever they come from
+            merged = feeding if distinct.args.get("on") is not None else feeding | st.values
+            st.rows |= {RowInfluence(r, RowEffect.DISTINCT) for r in merged}
         if limited:
             st.rows |= {RowInfluence(r, RowEffect.LIMIT) for r in feeding}
         return _ScopeLineage(
             names, cols, dataset=st.dataset, sort=sort, rows=st.rows, feeding=feeding,
-            reads=st.reads | feeding, limited=limited, star=star,
+            reads=st.reads | feeding, values=st.values, limited=limited, star=star,
             star_source=(star_sources[0],) if len(star_sources) == 1 and star_sources[0] else (),
         )
 
@@ -518,15 +530,16 @@ class _Walker:
             dataset = set(left.dataset)
             if left.limited:
                 dataset |= {(ref, Subtype.SORT) for ref in left.sort}
-            for rcol in right.cols:
-                dataset |= {(ref, Subtype.FILTER) for ref in rcol.refs()}
+            for compared in left.cols + right.cols:  # rows are compared whole: FILTER
+                dataset |= {(ref, Subtype.FILTER) for ref in compared.refs()}
             dataset |= {(ref, Subtype.FILTER) for ref, _ in right.dataset}
             if right.limited:
                 dataset |= {(ref, Subtype.FILTER) for ref in right.sort}
             rows = left.rows | {RowInfluence(r, RowEffect.SET_DIFFERENCE) for r in right.reads}
             feeding = set(left.feeding)
+            values = set(left.values)
             if distinct:
-                rows |= {RowInfluence(r, RowEffect.DISTINCT) for r in left.feeding}
+                rows |= {RowInfluence(r, RowEffect.DISTINCT) for r in feeding | values}
         else:
             for li, ri in pairs:
                 col = _Col()
@@ -536,12 +549,19 @@ class _Walker:
                     col.use(right.cols[ri], Subtype.IDENTITY, False)
                 cols.append(col)
             feeding = left.feeding | right.feeding
+            values = left.values | right.values
+            # the output columns decide which rows exist: compared (FILTER, as EXCEPT's) or
+            # deduplication keys (GROUP_BY, as a SELECT DISTINCT's)
+            key = Subtype.FILTER if isinstance(setop, exp.Intersect) else Subtype.GROUP_BY
+            if isinstance(setop, exp.Intersect) or distinct:
+                for col in cols:
+                    dataset |= {(ref, key) for ref in col.refs()}
             if isinstance(setop, exp.Intersect):
                 rows |= {RowInfluence(r, RowEffect.SET_DIFFERENCE) for r in feeding}
             if distinct:
-                rows |= {RowInfluence(r, RowEffect.DISTINCT) for r in feeding}
+                rows |= {RowInfluence(r, RowEffect.DISTINCT) for r in feeding | values}
         result = _ScopeLineage(names, cols, dataset=dataset, rows=rows, feeding=feeding,
-                               reads=left.reads | right.reads, star=star,
+                               reads=left.reads | right.reads, values=values, star=star,
                                star_source=left.star_source + right.star_source if star else ())
         order = setop.args.get("order")
         if order is not None and _orders_by_all(order):

@@ -24,13 +24,13 @@ import os
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lineage_tools.lineage import analyze
-from lineage_tools.records import Status
+from lineage_tools.records import RowEffect, RowInfluence, Status
 from lineage_tools.sql import Catalog
-from lineage_tools.verify import WHOLE_ROW_EFFECTS, Scratch, compare, generate_rows, observe
+from lineage_tools.verify import Scratch, compare, generate_rows, observe
 
 EXAMPLES = int(os.environ.get("LINEAGE_FUZZ_EXAMPLES", "0") or 0)
 ON_DEMAND = EXAMPLES > 0
@@ -77,10 +77,6 @@ class Gen:
     draw: object
     ctes: list[tuple[str, list[Col]]] = field(default_factory=list)
     n: int = 0
-    # Subqueries in values (scalar, or IN / EXISTS in a CASE) XOR deduplication (DISTINCT, UNION,
-    # EXCEPT, INTERSECT) in one model: their combination is a known engine gap
-    # (test_known_gap_distinct_over_subquery_value).
-    scalar: bool = True
 
     def fresh(self, prefix: str) -> str:
         self.n += 1
@@ -101,13 +97,13 @@ class Gen:
 
     def expr(self, scopes: list[Scope], want: str | None = None, depth: int = 0) -> tuple[str, str]:
         """An expression over the scopes' columns, of type `want` when given."""
-        kinds = ["col", "col", "func", "case", "coalesce", "arith"] + (["scalar"] if self.scalar else [])
+        kinds = ["col", "col", "func", "case", "coalesce", "arith", "scalar"]
         kind = self.pick(kinds if depth < 2 else ["col"])
         if kind == "case":
             t = want or self.pick(["int", "str"])
             a, _ = self.expr(scopes, t, depth + 1)
             b, _ = self.expr(scopes, t, depth + 1)
-            return f"case when {self.cond(scopes, depth + 1, subqueries=self.scalar)} then {a} else {b} end", t
+            return f"case when {self.cond(scopes, depth + 1)} then {a} else {b} end", t
         if kind == "coalesce":
             t = want or self.pick(["int", "str"])
             a, _ = self.expr(scopes, t, depth + 1)
@@ -154,10 +150,9 @@ class Gen:
                     "date")
         raise AssertionError(want)
 
-    def cond(self, scopes: list[Scope], depth: int = 0, subqueries: bool = True) -> str:
-        """A condition; `subqueries=False` (a value in a model that deduplicates: known gap 3)
-        leaves out IN / EXISTS."""
-        kinds = ["cmp", "cmp", "null", "and"] + (["in", "exists"] if subqueries else [])
+    def cond(self, scopes: list[Scope], depth: int = 0) -> str:
+        """A condition: a comparison, a NULL test, AND / OR, IN or EXISTS."""
+        kinds = ["cmp", "cmp", "null", "and", "in", "exists"]
         kind = self.pick(kinds if depth < 2 else ["cmp", "null"])
         if kind == "null":
             c = self.col(scopes)
@@ -177,8 +172,8 @@ class Gen:
             neg = "not " if self.chance(0.3) else ""
             return f"{neg}exists (select 1 from {DB}.{SCHEMA}.{t} as q where q.k = {c[0]})"
         if kind == "and":
-            return (f"({self.cond(scopes, depth + 1, subqueries)} {self.pick(['and', 'or'])} "
-                    f"{self.cond(scopes, depth + 1, subqueries)})")
+            return (f"({self.cond(scopes, depth + 1)} {self.pick(['and', 'or'])} "
+                    f"{self.cond(scopes, depth + 1)})")
         e, t = self.expr(scopes, None, depth + 1)
         lit = {"int": "2", "str": "'b'", "dbl": "0.5", "date": "date '2026-01-03'", "bool": "true"}[t]
         return f"({e}) {self.pick(['=', '>', '<>', '<='])} {lit}"
@@ -215,7 +210,7 @@ class Gen:
         """A SELECT; its output columns get fresh names (or keep them under a star)."""
         frm, scopes = self.from_clause(depth)
         where = f"\n    where {self.cond(scopes)}" if self.chance(0.35) else ""
-        modes = ["plain", "plain", "agg", "window", "star"] + ([] if self.scalar else ["distinct"])
+        modes = ["plain", "plain", "agg", "window", "star", "distinct"]
         mode = "plain" if want else self.pick(modes)
         if mode == "star" and len(scopes) == 1:
             s = scopes[0]
@@ -284,7 +279,7 @@ class Gen:
     def query(self, depth: int) -> tuple[str, list[Col]]:
         sql, cols = self.select(depth)
         if depth < 2 and self.chance(0.2) and all(t != "list" for _, t in cols):
-            op = self.pick(["union all"] if self.scalar else ["union all", "union", "except", "intersect"])
+            op = self.pick(["union all", "union", "except", "intersect"])
             other, _ = self.select(depth + 1, want=[t for _, t in cols])
             sql = f"{sql}\n    {op}\n    {other}"
         if self.chance(0.15):
@@ -294,7 +289,6 @@ class Gen:
     def model(self) -> str:
         """A dbt-style model: import/logical CTEs, then `select * from final` (or a last select)."""
         parts = []
-        self.scalar = self.chance(0.5)
         for _ in range(self.draw(st.integers(0, 2))):
             name = self.fresh("cte")
             sql, cols = self.query(1)
@@ -318,11 +312,9 @@ def models(draw) -> str:
 # The property
 
 
-def check_model(sql: str, scratch: Scratch, *, known_gaps: bool = False) -> None:
-    """The property. With `known_gaps`, a missing dependency on a column of a relation that is
-    deduplicated (DISTINCT, UNION, EXCEPT, INTERSECT: row influence DISTINCT or SET_DIFFERENCE) is
-    tolerated: the engine records no edge for a deduplicated column that a later scope drops
-    (test_known_gap_distinct_column_dropped_later), so the fuzzer would find only that again."""
+def check_model(sql: str, scratch: Scratch) -> None:
+    """The property: no crash, not FAILED, DuckDB's columns, edges to existing columns, and no
+    dependency execution saw that static lineage lacks."""
     catalog = _catalog()
     res = analyze(sql, dialect="duckdb", catalog=catalog)
     assert res.status != Status.FAILED, f"FAILED: {res.reasons}\n{sql}"
@@ -336,11 +328,6 @@ def check_model(sql: str, scratch: Scratch, *, known_gaps: bool = False) -> None
         assert known is not None and e.source.column in known, f"edge names no existing column: {e}\n{sql}"
     check = compare("fuzz", "fuzz", res.edges, observed, res.status.value, res.row_influences)
     missing = check.missing
-    if known_gaps:
-        deduplicated = {r.relation for r in res.row_influences if r.effect in WHOLE_ROW_EFFECTS}
-        missing = tuple(m for m in missing if m.source.relation not in deduplicated)
-        if len(missing) < len(check.missing):
-            event("known gap: deduplicated column without an edge")
     assert not missing, (
         "false negatives (execution saw, static lineage lacks):\n"
         + "\n".join(f"  {m.target or '(row count)'} <- {m.source.qualified} {m.perturbations}" for m in missing)
@@ -357,7 +344,7 @@ def check_model(sql: str, scratch: Scratch, *, known_gaps: bool = False) -> None
 )
 @given(sql=models())
 def test_static_lineage_misses_no_dependency(sql: str, scratch: Scratch) -> None:
-    check_model(sql, scratch, known_gaps=True)
+    check_model(sql, scratch)
 
 
 def test_the_grammar_covers_its_constructs() -> None:
@@ -394,24 +381,24 @@ def test_regression(name: str, scratch: Scratch) -> None:
     check_model(REGRESSIONS[name], scratch)
 
 
-@pytest.mark.xfail(strict=True, reason="engine gap: a relation read by a subquery (scalar, EXISTS, IN) in the value "
-                   "of an output column of a DISTINCT (or UNION) select gets no DISTINCT row influence")
 @pytest.mark.parametrize("sql", [
     "select distinct (select max(q.x) from db.main.t2 as q where q.k = s.k) as m, s.a > 2 as f from db.main.t3 as s",
     "select distinct case when exists (select 1 from db.main.t2 as q where q.k = s.a) then 1 else 0 end as e, "
     "s.k > 2 as f from db.main.t3 as s",
 ])
-def test_known_gap_distinct_over_subquery_value(sql: str, scratch: Scratch) -> None:
+def test_distinct_over_subquery_value(sql: str, scratch: Scratch) -> None:
+    """Was gap 3: t2's values decide which rows DISTINCT merges, so t2 gets DISTINCT too."""
     check_model(sql, scratch)
+    res = analyze(sql, dialect="duckdb", catalog=_catalog())
+    assert RowInfluence("db.main.t2", RowEffect.DISTINCT) in res.row_influences, res.row_influences
 
 
-@pytest.mark.xfail(strict=True, reason="engine gap: DISTINCT (like UNION, EXCEPT, INTERSECT) columns get no "
-                   "dataset-wide edge as GROUP BY keys do; when a later scope drops one, its effect on the rows is lost")
 @pytest.mark.parametrize("sql", [
     "select k from (select distinct k, b from db.main.t1)",
     "select k from (select k, b from db.main.t1 union select k, z from db.main.t3)",
 ])
-def test_known_gap_distinct_column_dropped_later(sql: str, scratch: Scratch) -> None:
+def test_distinct_column_dropped_later(sql: str, scratch: Scratch) -> None:
+    """Was gap 2: a deduplicated column a later scope drops keeps a dataset-wide edge."""
     check_model(sql, scratch)
 
 
