@@ -45,7 +45,7 @@ from pathlib import Path
 
 import duckdb
 
-from .errors import UserError, WarehouseError
+from .errors import SqlError, UserError, WarehouseError
 from .records import (
     ColumnEdge,
     ColumnRef,
@@ -58,6 +58,7 @@ from .records import (
     Status,
     Subtype,
 )
+from .sql import transpile
 
 log = logging.getLogger(__name__)
 
@@ -581,8 +582,10 @@ class _Inputs:
     types, models run in the scratch over their own inputs."""
 
     def __init__(self, project: ProjectLineage, scratch: Scratch, project_dir: Path, rows: int,
-                 warehouse: Path | None, seed: int = 42):
+                 warehouse: Path | None, seed: int = 42, dialect: str = "duckdb"):
         self.project = project
+        self.dialect = dialect
+        self._duckdb_sql: dict[str, str] = {}
         self.scratch = scratch
         self.project_dir = project_dir
         self.rows = rows
@@ -621,6 +624,16 @@ class _Inputs:
             "SELECT table_catalog, table_schema, table_name FROM information_schema.tables WHERE table_catalog = ?",
             [alias]).fetchall()
         self.warehouse_tables = {tuple(str(x).lower() for x in r) for r in rows}
+
+    def duckdb_sql(self, node: Node) -> str:
+        """A node's compiled SQL as DuckDB runs it: translated by sqlglot from the project's
+        dialect (`SqlError` when it cannot be)."""
+        sql = node.compiled_sql or ""
+        if self.dialect == "duckdb":
+            return sql
+        if node.unique_id not in self._duckdb_sql:
+            self._duckdb_sql[node.unique_id] = transpile(sql, self.dialect, "duckdb")
+        return self._duckdb_sql[node.unique_id]
 
     def stage_from_warehouse(self, uids: Iterable[str]) -> None:
         """Copy samples of the warehouse's relations into private tables, then detach it."""
@@ -668,7 +681,12 @@ class _Inputs:
                     if not self.ensure(dep):
                         self.failed[uid] = f"input {self.by_id[dep].name if dep in self.by_id else dep} unavailable"
                         return False
-                self.scratch.materialize(uid, parts, node.compiled_sql, limit=self.rows, seed=self.seed)
+                try:
+                    sql = self.duckdb_sql(node)
+                except SqlError as exc:
+                    self.failed[uid] = f"its {self.dialect} SQL cannot be translated to DuckDB: {exc}"
+                    return False
+                self.scratch.materialize(uid, parts, sql, limit=self.rows, seed=self.seed)
                 self.origin[uid] = "run in scratch"
             else:
                 self._generate(node, parts)
@@ -760,7 +778,7 @@ def verify_project(
     models = [m for m in project.models if chosen is None or m.node.unique_id in chosen]
     checks: list[ModelCheck] = []
     with Scratch() as scratch:
-        inputs = _Inputs(project, scratch, project_dir, rows, warehouse)
+        inputs = _Inputs(project, scratch, project_dir, rows, warehouse, dialect=project.dialect or "duckdb")
         if warehouse is not None:
             # every relation upstream, so models missing from the warehouse can be run from them
             inputs.stage_from_warehouse(_ancestors(project, [m.node.unique_id for m in models]))
@@ -773,6 +791,8 @@ def verify_project(
             counts[origin] = counts.get(origin, 0) + 1
     where = f"warehouse {warehouse} (read-only)" if warehouse is not None else "no warehouse"
     detail = ", ".join(f"{n} from {o}" for o, n in sorted(counts.items()))
+    if (project.dialect or "duckdb") != "duckdb":
+        where += f"; {project.dialect} SQL translated to DuckDB by sqlglot"
     return VerifyResult(tuple(checks), f"{where}; relations: {detail or 'none'}", rows)
 
 
@@ -807,9 +827,19 @@ def _verify_model(project: ProjectLineage, ml: ModelLineage, scratch: Scratch, i
             name = inputs.by_id[dep].name if dep in inputs.by_id else dep
             return ModelCheck(node.unique_id, node.name, "skipped",
                               f"input {name} unavailable: {inputs.failed.get(dep, '?')}", status=status)
-    check = verify_statement(scratch, node.compiled_sql, static_edges(project, node.unique_id), deps,
+    try:
+        sql = inputs.duckdb_sql(node)
+    except SqlError as exc:
+        return ModelCheck(node.unique_id, node.name, "skipped",
+                          f"its {inputs.dialect} SQL cannot be translated to DuckDB: {exc}", status=status)
+    check = verify_statement(scratch, sql, static_edges(project, node.unique_id), deps,
                              name=node.name, unique_id=node.unique_id, status=status,
                              row_influences=static_row_influences(project, node.unique_id))
+    if check.outcome == "error" and inputs.dialect != "duckdb":
+        # translated SQL DuckDB rejects (a function sqlglot does not translate): not a lineage finding
+        return _replace(check, outcome="skipped",
+                        message=f"its {inputs.dialect} SQL, translated to DuckDB, does not run: "
+                                + check.message.removeprefix("the SQL fails in the scratch database: "))
     if ml.status == Status.PARTIAL and check.missing:
         note = "static lineage is PARTIAL: missing edges may be the known gap"
         check = _replace(check, message="; ".join(x for x in (check.message, note) if x))
