@@ -136,3 +136,38 @@ def test_absurd_nesting_is_a_parse_failure_not_a_crash():
     result = analyze(sql, dialect="duckdb", catalog=Catalog("duckdb", {"t": ["a"]}))
     assert result.status is Status.FAILED
     assert result.reasons[0].code is ReasonCode.PARSE_ERROR
+
+
+def test_transpile_runs_spark_provenance_and_hash_sql_in_duckdb_with_the_same_answers():
+    import duckdb
+
+    from lineage_tools.sql import transpile
+
+    # the shapes macros/spark/*.sql emit: provenance lists, list membership, the 128-bit MD5 bucket
+    le_hex = "array_join(reverse(regexp_extract_all(md5(cast(k as string)), '(..)', 1)), '')"
+    bucket = (f"cast(pmod(pmod(cast(conv(substr({le_hex}, 1, 16), 16, 10) as decimal(20, 0)), 97) * {2**64 % 97}"
+              f" + pmod(cast(conv(substr({le_hex}, 17, 16), 16, 10) as decimal(20, 0)), 97), 97) as integer)")
+    spark = (f"select k, {bucket} as bucket, coalesce(array_sort(collect_set(s)), cast(array() as array<string>)) as ids,"
+             " array_contains(array_sort(collect_set(s)), 'b') as has_b, pmod(-7, 3) as p"
+             " from t group by k")
+    sql = transpile(spark, "spark", "duckdb")
+    assert "conv" not in sql.lower() and "pmod" not in sql.lower()
+    con = duckdb.connect()
+    con.execute("create table t as select (i % 300)::varchar as k, case when i // 300 = 3 or"
+                " (i % 2 = 0 and i // 300 = 1) then null else chr(97 + (i // 300)::int) end as s from range(1200) r(i)")
+    rows = con.execute(f"select k, bucket, ids, has_b, p, md5_number(k) % 97 from ({sql})").fetchall()
+    assert len(rows) == 300
+    assert all(bucket == want for _k, bucket, *_rest, want in rows)  # DuckDB's own md5_number bucket
+    assert {tuple(ids) for _k, _b, ids, *_ in rows} == {("a", "b", "c"), ("a", "c")}
+    assert all(has_b == ("b" in ids) and p == 2 for _k, _b, ids, has_b, p, _w in rows)  # Spark's pmod(-7, 3) = 2
+
+
+def test_transpile_reports_sql_it_cannot_parse_and_leaves_other_conv_bases_alone():
+    from lineage_tools.sql import transpile
+
+    with pytest.raises(SqlError):
+        transpile("select from where (", "spark", "duckdb")
+    with pytest.raises(DialectError):
+        transpile("select 1", "sparkk", "duckdb")
+    assert "CONV(x, 2, 10)" in transpile("select conv(x, 2, 10) from t", "spark", "duckdb")
+    assert transpile("select pmod(a, 7) from t", "spark", "spark") == "SELECT PMOD(a, 7) FROM t"
