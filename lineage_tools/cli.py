@@ -118,15 +118,18 @@ TimeBudget = Annotated[
 ]
 
 
-def _project_graph(project_dir: Path, profiles_dir: Path | None, target: str | None, time_budget: float | None):
-    """Load the dbt project's lineage (compiling when the manifest is missing or stale)."""
+def _project_graph(project_dir: Path, profiles_dir: Path | None, target: str | None, time_budget: float | None,
+                   upstream_of=None):
+    """Load the dbt project's lineage (compiling when the manifest is missing or stale); with
+    `upstream_of` (nodes -> unique_ids), only those models and their upstream ones."""
     from . import progress
     from .graph import build_graph
     from .project import load_project
 
     with progress.spinner("Lineage") as advance:
         project = load_project(project_dir, profiles_dir, target, time_budget=time_budget,
-                               progress=lambda n: advance(description=f"Lineage: {n.name}"))
+                               progress=lambda n: advance(description=f"Lineage: {n.name}"),
+                               upstream_of=upstream_of)
     return build_graph(project)
 
 
@@ -197,7 +200,12 @@ def trace_command(
     from .records import EdgeType
     from .render import trace as render_trace
 
-    graph = _project_graph(project_dir, profiles_dir, target, time_budget)
+    upstream_of = None
+    if not downstream and not select and "." in column:  # the tree needs only upstream models
+        from .graph import node_ids_named
+
+        upstream_of = lambda nodes: node_ids_named(nodes, column.rsplit(".", 1)[0])  # noqa: E731
+    graph = _project_graph(project_dir, profiles_dir, target, time_budget, upstream_of)
     col = graph.column(column)
     tree = graph.trace(col, downstream=downstream, kinds={EdgeType.DIRECT} if direct_only else None,
                        max_depth=depth)
@@ -338,8 +346,17 @@ def check_command(
     from .provenance import Env, check, load_graph
     from .render import provenance as render
 
-    graph = load_graph(Env(Path(project_dir).resolve(), profiles_dir, target))
     from .selection import select_models
+
+    env = Env(Path(project_dir).resolve(), profiles_dir, target)
+    if select:  # analyse (or read from the cache) only the selected models and what they read
+        from .graph import build_graph
+        from .project import load_project
+
+        graph = build_graph(load_project(env.project_dir, env.profiles_dir, env.target,
+                                         upstream_of=lambda nodes: select_models(nodes, " ".join(select))))
+    else:
+        graph = load_graph(env)
 
     chosen = select_models(graph.project.nodes, " ".join(select) if select else None)
     result = check(graph, chosen)

@@ -300,6 +300,17 @@ class LineageGraph:
                 yield ColumnRef(uid, c)
 
 
+def node_ids_named(nodes: Iterable[Node], spec: str) -> tuple[str, ...]:
+    """The unique_id of the node `spec` names, resolved as `LineageGraph.node` does; () if none.
+
+    For loading only what a query needs before any lineage exists."""
+    graph = LineageGraph(ProjectLineage("", "", "", tuple(nodes), ()))
+    try:
+        return (graph.node(spec).unique_id,)
+    except UnknownNodeError:
+        return ()
+
+
 def build_graph(project: ProjectLineage) -> LineageGraph:
     """The cross-model graph of a project's lineage."""
     return LineageGraph(project)

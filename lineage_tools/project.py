@@ -28,12 +28,11 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import lineage as engine
 from .cache import LineageCache, restore_compiled_sql
 from .errors import ManifestError, ProjectError, SqlError, UserError
 from .records import (
@@ -748,6 +747,8 @@ def analyze_node(
     if not sql:
         return ModelLineage(node, _failed(node, ReasonCode.NO_COMPILED_SQL, "the manifest has no compiled SQL"))
 
+    from . import lineage as engine  # imported on first analysis: a run served by the cache needs no engine
+
     def run(text: str) -> StatementLineage:
         try:
             result = engine.analyze(text, dialect=dialect, catalog=catalog, opaque_ctes=opaque_ctes,
@@ -793,6 +794,27 @@ def _registry(nodes: Sequence[Node]) -> str | None:
 AnalyzeFn = Callable[..., ModelLineage]
 
 
+def upstream_closure(nodes: Sequence[Node], unique_ids: Iterable[str]) -> frozenset[str]:
+    """`unique_ids` and every node they depend on, transitively (through `depends_on`).
+
+    >>> a = Node("seed.p.a", "a", "seed", "db.main.a", "db", "main", "a")
+    >>> b = Node("model.p.b", "b", "model", "db.main.b", "db", "main", "b", depends_on=("seed.p.a",))
+    >>> c = Node("model.p.c", "c", "model", "db.main.c", "db", "main", "c")
+    >>> sorted(upstream_closure((a, b, c), ["model.p.b"]))
+    ['model.p.b', 'seed.p.a']
+    """
+    by_id = {n.unique_id: n for n in nodes}
+    seen: set[str] = set()
+    stack = [u for u in unique_ids if u in by_id]
+    while stack:
+        uid = stack.pop()
+        if uid in seen:
+            continue
+        seen.add(uid)
+        stack.extend(d for d in by_id[uid].depends_on if d in by_id and d not in seen)
+    return frozenset(seen)
+
+
 def analyze_project(
     nodes: Sequence[Node],
     *,
@@ -804,8 +826,12 @@ def analyze_project(
     manifest_path: str | None = None,
     analyze: AnalyzeFn = analyze_node,
     progress: Callable[[Node], None] | None = None,
+    only: Collection[str] | None = None,
 ) -> ProjectLineage:
-    """Run `analyze` over every model and snapshot in DAG order, growing one catalog as it goes."""
+    """Run `analyze` over every model and snapshot in DAG order, growing one catalog as it goes.
+
+    With `only` (unique_ids closed under `depends_on`, see `upstream_closure`), models outside it
+    are not analysed: they stay in ``nodes`` but have no lineage."""
     catalog = Catalog(dialect)
     relation_ids: dict[str, str] = {}
     opaque_names: dict[str, str] = {}
@@ -820,6 +846,8 @@ def analyze_project(
     models: list[ModelLineage] = []
     for n in nodes:
         if n.resource_type not in ("model", "snapshot"):
+            continue
+        if only is not None and n.unique_id not in only:
             continue
         if progress:
             progress(n)
@@ -876,10 +904,14 @@ def load_project(
     analyze: AnalyzeFn = analyze_node,
     progress: Callable[[Node], None] | None = None,
     cache: bool = True,
+    upstream_of: Callable[[Sequence[Node]], Collection[str]] | None = None,
 ) -> ProjectLineage:
     """Lineage of every model of a dbt project, from its manifest (compiled when needed).
 
-    With `cache`, per-model results are kept under ``target/lineage_cache/`` (see `cache.py`)."""
+    With `cache`, per-model results are kept under ``target/lineage_cache/`` (see `cache.py`).
+    With `upstream_of` (the project's nodes -> the unique_ids wanted), only those models and
+    the models upstream of them are analysed (or read from the cache): their lineage is the
+    same as in a full load; every node is still listed."""
     cfg = project_config(project_dir, profiles_dir, target)
     lineage_cache = LineageCache.for_target(cfg.target_path) if cache else None
     if lineage_cache is not None:
@@ -891,8 +923,14 @@ def load_project(
     dialect = dialect_for_adapter(adapter)
     catalog_json = read_catalog_json(cfg.catalog_path)
     nodes = nodes_in_dag_order(manifest, dialect, cfg.project_dir, catalog_json)
+    only = upstream_closure(nodes, upstream_of(nodes)) if upstream_of is not None else None
     if incremental_branches:
-        nodes = _with_incremental_branches(nodes, manifest, cfg)
+        if only is None:
+            nodes = _with_incremental_branches(nodes, manifest, cfg)
+        else:
+            kept = dict(zip((n.unique_id for n in nodes if n.unique_id in only),
+                            _with_incremental_branches([n for n in nodes if n.unique_id in only], manifest, cfg)))
+            nodes = tuple(kept.get(n.unique_id, n) for n in nodes)
     result = analyze_project(
         nodes,
         project_name=manifest["metadata"].get("project_name") or cfg.name,
@@ -903,6 +941,7 @@ def load_project(
         manifest_path=str(cfg.manifest_path),
         analyze=analyze,
         progress=progress,
+        only=only,
     )
     if lineage_cache is not None:
         log.info("lineage-tools: %s", lineage_cache.summary())
