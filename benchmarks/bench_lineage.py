@@ -90,12 +90,13 @@ def full_catalog(pl: ProjectLineage) -> Catalog:
     return cat
 
 
-def run_floor(models: list[tuple[str, str]], schema, dialect: str) -> int:
+def run_floor(models: list[tuple[str, str]], schema, dialect: str, quote: bool = True) -> int:
     failed = 0
     for _, sql in models:
         try:
             qualify(sqlglot.parse_one(sql, read=dialect), dialect=dialect, schema=schema,
-                    validate_qualify_columns=False, allow_partial_qualification=True, identify=False)
+                    validate_qualify_columns=False, allow_partial_qualification=True, identify=False,
+                    quote_identifiers=quote)
         except Exception:  # noqa: BLE001 - counted, reported
             failed += 1
     return failed
@@ -151,6 +152,8 @@ def bench_size(n: int, workdir: Path, seed: int, repeat: int, per_column_rate: d
     schema, dialect = cat.schema, pl.dialect
     t_floor, failed = Timing.of(lambda: run_floor(models, schema, dialect), repeat)
     row("parse+qualify (floor)", t_floor, f"{failed} failed")
+    t_floor_nq, failed = Timing.of(lambda: run_floor(models, schema, dialect, quote=False), repeat)
+    row("parse+qualify, quote_identifiers=False (the tool's options)", t_floor_nq, f"{failed} failed")
     columns = {m.node.name: m.lineage.columns for m in pl.models}
     n_cols = sum(len(columns[name]) for name, _ in models)
     if len(models) <= sample:
