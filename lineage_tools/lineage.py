@@ -46,7 +46,7 @@ from .records import (
     Status,
     Subtype,
 )
-from .sql import Catalog, check_dialect, parse_statement, qualify_statement, relation_parts
+from .sql import Catalog, check_dialect, parse_statement, qualify_statement, relation_name, relation_parts
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ class _Walker:
             if name is not None:
                 self.catalog_parts[name] = parts
             else:
-                name = ".".join(parts)
+                name = relation_name(parts, self.dialect)
                 self.reason(ReasonCode.UNKNOWN_TABLE, f"relation {name} is not in the catalog",
                             _line(table))
         self.relations[key] = name
@@ -1120,7 +1120,7 @@ def _split_statement(stmt: exp.Expr, dialect: str, catalog: Catalog) -> _Stateme
             query.set("with_", with_.pop())
         parts = relation_parts(target_table, dialect)
         columns = tuple(_normalized_name(n, dialect) for n in names)
-        return _Statement(query, catalog.resolve(parts) or ".".join(parts), columns)
+        return _Statement(query, catalog.resolve(parts) or relation_name(parts, dialect), columns)
     if isinstance(stmt, (exp.Create, exp.Insert)):
         query = stmt.expression
         while isinstance(query, exp.Subquery) and isinstance(query.this, exp.Query):
@@ -1143,7 +1143,7 @@ def _split_statement(stmt: exp.Expr, dialect: str, catalog: Catalog) -> _Stateme
         target = None
         if isinstance(target_node, exp.Table):
             parts = relation_parts(target_node, dialect)
-            target = catalog.resolve(parts) or ".".join(parts)
+            target = catalog.resolve(parts) or relation_name(parts, dialect)
             if not columns and isinstance(stmt, exp.Insert):
                 columns = catalog.columns(parts) or ()
         query.pop() if query.parent is not None else None

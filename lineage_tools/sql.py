@@ -246,7 +246,7 @@ class Catalog:
         `relation` is a dotted name, a sqlglot Table, or already-normalized parts.
         """
         parts = self._resolve_parts(relation)
-        return ".".join(parts) if parts else None
+        return relation_name(parts, self.dialect) if parts else None
 
     def columns(self, relation: str | exp.Table | Sequence[str]) -> tuple[str, ...] | None:
         """The relation's column names in order, or None when it is unknown."""
