@@ -20,11 +20,12 @@ from __future__ import annotations
 import difflib
 import functools
 import logging
+import re
 from collections.abc import Mapping, Sequence
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect, Dialects
+from sqlglot.dialects.dialect import Dialect, Dialects, NormalizationStrategy
 from sqlglot.errors import ParseError, SchemaError, SqlglotError, TokenError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
@@ -87,7 +88,26 @@ def relation_parts(name: str | exp.Table, dialect: str) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=16384)
 def _relation_parts_of_text(name: str, dialect: str) -> tuple[str, ...]:
+    # fast path for what dbt writes (`"db"."main"."stg_users"`): lower-case quoted parts that
+    # the dialect's default rules keep as they are; anything else is parsed by sqlglot
+    if _keeps_quoted_lower(dialect):
+        parts = name.split(".")
+        if 1 <= len(parts) <= 3 and all(_QUOTED_LOWER.fullmatch(p) for p in parts):
+            return tuple(p[1:-1] for p in parts)
     return _relation_parts(name, dialect)
+
+
+_QUOTED_LOWER = re.compile(r'"[a-z_][a-z0-9_]*"')
+
+
+@functools.lru_cache(maxsize=64)
+def _keeps_quoted_lower(dialect: str) -> bool:
+    dia = _dialect(dialect)
+    return (
+        '"' in dia.tokenizer_class.IDENTIFIERS
+        and type(dia).normalize_identifier is Dialect.normalize_identifier
+        and dia.normalization_strategy is not NormalizationStrategy.CASE_INSENSITIVE_UPPERCASE
+    )
 
 
 def _relation_parts(name: str | exp.Table, dialect: str) -> tuple[str, ...]:
