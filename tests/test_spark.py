@@ -6,6 +6,8 @@ Java fails it); locally it is skipped, with the reason, when they are missing, a
 `pytest -m "not spark"` deselects it. It builds the pipeline on both targets from the same generated data and
 shows, model by model, the same rows (so the same row counts and the same provenance per row),
 the same `check` findings and the same `impact` answer for two sources.
+`test_verify_on_the_spark_target_runs_the_translated_spark_sql` (also `spark`) only compiles on
+Spark (one start, no build) and runs `verify --target spark` on the Spark SQL translated to DuckDB.
 
 The other tests need neither Spark nor Java: a dispatched macro without a version for the
 adapter fails at compile time naming itself, every engine-specific macro has a Spark version,
