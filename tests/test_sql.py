@@ -31,8 +31,9 @@ def test_analyze_raises_for_an_unknown_dialect():
     [
         ('"Pipeline"."main"."Stg"', "duckdb", "pipeline.main.stg"),  # DuckDB: case-insensitive
         ("Pipeline.Main.Stg", "duckdb", "pipeline.main.stg"),
-        ('"Pipeline".main.Stg', "postgres", "Pipeline.main.stg"),  # quoted keeps its case
-        ('"Pipeline".main.Stg', "snowflake", "Pipeline.MAIN.STG"),  # unquoted uppercases
+        ('"Pipeline".main.Stg', "postgres", '"Pipeline".main.stg'),  # quoted keeps its case
+        ('"Pipeline".main.Stg', "snowflake", '"Pipeline".MAIN.STG'),  # unquoted uppercases
+        ("'/data/raw users.parquet'", "duckdb", '"/data/raw users.parquet"'),  # a file read as a table
         ("users", "duckdb", "users"),
     ],
 )
@@ -171,3 +172,23 @@ def test_transpile_reports_sql_it_cannot_parse_and_leaves_other_conv_bases_alone
         transpile("select 1", "sparkk", "duckdb")
     assert "CONV(x, 2, 10)" in transpile("select conv(x, 2, 10) from t", "spark", "duckdb")
     assert transpile("select pmod(a, 7) from t", "spark", "spark") == "SELECT PMOD(a, 7) FROM t"
+
+
+@pytest.mark.parametrize(
+    ("name", "dialect"),
+    [('"db"."main"."it\'s"', "duckdb"), ('"Pipeline".main.Stg', "postgres"), ("'/tmp/raw/x.parquet'", "duckdb"),
+     ('main."select"', "duckdb"), ('"x.y".z', "duckdb")],
+)
+def test_relation_names_round_trip(name, dialect):
+    """The dotted name reads back as the same parts, and a statement reading the relation names
+    it the same way, so edges map back to the dbt node whatever its name holds."""
+    from lineage_tools.lineage import analyze
+    from lineage_tools.sql import relation_parts
+
+    normalized = normalize_relation(name, dialect)
+    assert normalize_relation(normalized, dialect) == normalized
+    assert relation_parts(normalized, dialect) == relation_parts(name, dialect)
+    catalog = Catalog(dialect)
+    catalog.add(normalized, [("a", None)])
+    lineage = analyze(f"select a from {name}", dialect=dialect, catalog=catalog)
+    assert {e.source.relation for e in lineage.edges} == {normalized}
