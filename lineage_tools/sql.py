@@ -136,7 +136,8 @@ def normalize_relation(name: str | exp.Table, dialect: str) -> str:
     return relation_name(relation_parts(name, dialect), dialect)
 
 
-def relation_name(parts: Sequence[str], dialect: str) -> str:
+@functools.lru_cache(maxsize=16384)
+def relation_name(parts: tuple[str, ...], dialect: str) -> str:
     """Join normalized relation parts into a dotted name that `relation_parts` reads back.
 
     >>> relation_name(("main", "Users"), "postgres")
