@@ -20,7 +20,9 @@ True
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -373,10 +375,25 @@ def model_key(
 
 
 def _tool_version() -> str:
-    """`lineage_tools.__version__`, read when called (so a new version is seen at once)."""
+    """`lineage_tools.__version__` (read when called, so a new version is seen at once) plus a
+    fingerprint of the engine's source and of sqlglot's version: an edited engine (a developer's
+    checkout) or an upgraded sqlglot never gets answers computed by the old one."""
     import lineage_tools
 
-    return lineage_tools.__version__
+    return f"{lineage_tools.__version__}+{_engine_fingerprint()}"
+
+
+@functools.lru_cache(maxsize=1)
+def _engine_fingerprint() -> str:
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in ("sql.py", "lineage.py", "project.py", "records.py", "cache.py"):
+        h.update((here / name).read_bytes())
+    try:
+        h.update(importlib.metadata.version("sqlglot").encode())
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return h.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------
