@@ -126,7 +126,7 @@ def run_sqlglot_per_column(models: list[tuple[str, str]], columns: dict[str, tup
 
 
 def bench_size(n: int, workdir: Path, seed: int, repeat: int, per_column_rate: dict,
-               sample: int = 200) -> list[dict]:
+               sample: int = 200, quick: bool = False) -> list[dict]:
     root, meta = synthetic_project.ensure_project(n, workdir, seed)
     rows: list[dict] = []
 
@@ -156,7 +156,9 @@ def bench_size(n: int, workdir: Path, seed: int, repeat: int, per_column_rate: d
     row("parse+qualify, quote_identifiers=False (the tool's options)", t_floor_nq, f"{failed} failed")
     columns = {m.node.name: m.lineage.columns for m in pl.models}
     n_cols = sum(len(columns[name]) for name, _ in models)
-    if len(models) <= sample:
+    if quick:
+        pass
+    elif len(models) <= sample:
         t_trim, failed = Timing.of(lambda: run_sqlglot_all(models, schema, dialect, True), repeat)
         row("sqlglot lineage(None), trim_selects=True", t_trim, f"{failed} failed")
     else:  # minutes per thousand models: an evenly spread sample, scaled by column count
@@ -166,9 +168,12 @@ def bench_size(n: int, workdir: Path, seed: int, repeat: int, per_column_rate: d
         scale = n_cols / s_cols
         row("sqlglot lineage(None), trim_selects=True", Timing(t_s.wall * scale, t_s.cpu * scale),
             f"estimated from {len(picked)} models ({failed} failed) x {scale:.1f} by columns")
-    t_notrim, failed = Timing.of(lambda: run_sqlglot_all(models, schema, dialect, False), repeat)
-    row("sqlglot lineage(None), trim_selects=False", t_notrim, f"{failed} failed")
-    if not per_column_rate:
+    if not quick:
+        t_notrim, failed = Timing.of(lambda: run_sqlglot_all(models, schema, dialect, False), repeat)
+        row("sqlglot lineage(None), trim_selects=False", t_notrim, f"{failed} failed")
+    if quick:
+        pass
+    elif not per_column_rate:
         t_col, (calls, failed) = Timing.of(
             lambda: run_sqlglot_per_column(models, columns, schema, dialect), 1)
         per_column_rate.update(wall=t_col.wall / calls, cpu=t_col.cpu / calls, at=n)
@@ -280,6 +285,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="above this many models, time trim_selects=True on a sample and scale up")
     ap.add_argument("--split", type=int, metavar="N",
                     help="only: CPU split of one cold export of N models (engine/project/graph/json)")
+    ap.add_argument("--quick", action="store_true",
+                    help="only the tool and the two parse+qualify floors (no sqlglot lineage)")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -291,7 +298,8 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict] = []
     for n in sizes:
         print(f"== {n} models ==", file=sys.stderr, flush=True)
-        rows += bench_size(n, args.workdir, args.seed, args.repeat, per_column, args.sample)
+        rows += bench_size(n, args.workdir, args.seed, args.repeat, per_column, args.sample,
+                           args.quick)
         print(format_table([r for r in rows if r["models"] == n]), file=sys.stderr, flush=True)
     print(f"sqlglot {sqlglot.__version__}, compiled: {_compiled()}; python {sys.version.split()[0]}")
     print(format_table(rows))

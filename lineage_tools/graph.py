@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 DATASET = ""  # the column name of a model's dataset-wide node
 ROOT_TYPES = ("seed", "source", "external")
 Kinds = Collection[EdgeType | Subtype] | None
+_NO_ROOTS: frozenset = frozenset()
 
 
 def _matches(edge: GraphEdge, kinds: Kinds, incremental: bool) -> bool:
@@ -92,10 +93,17 @@ class LineageGraph:
         for ml in project.models:
             uid = ml.node.unique_id
             self._columns[uid] = ml.lineage.columns
+            targets: dict[str, ColumnRef] = {}  # one ColumnRef per output column, not per edge
             for e in ml.lineage.edges:
-                self._add_edge(GraphEdge(e.source, ColumnRef(uid, e.target if e.target is not None else DATASET),
-                                         e.subtype, e.masking, e.incremental_only))
-        self._roots: dict[tuple[ColumnRef, frozenset | None, bool], frozenset[ColumnRef]] = {}
+                name = e.target if e.target is not None else DATASET
+                target = targets.get(name)
+                if target is None:
+                    target = targets[name] = ColumnRef(uid, name)
+                self._add_edge(GraphEdge(e.source, target, e.subtype, e.masking, e.incremental_only))
+        # roots memo per (kinds, incremental): (column -> its root columns, subtypes followed)
+        self._roots: dict[tuple[frozenset | None, bool],
+                          tuple[dict[ColumnRef, frozenset[ColumnRef]], frozenset[Subtype]]] = {}
+        self._dataset_refs: dict[str, ColumnRef] = {}
         self._names = self._name_index()
 
     def _add_edge(self, edge: GraphEdge) -> None:
@@ -103,11 +111,25 @@ class LineageGraph:
         if src not in self.nodes:  # a relation outside the project: an external root
             self.nodes[src] = Node(src, src, "external", src, None, None, src.split(".")[-1])
             self._columns.setdefault(src, ())
-        if edge.source.column not in self._columns[src] and src not in self.models:
+        if src not in self.models and edge.source.column not in self._columns[src]:
             self._columns[src] = self._columns[src] + (edge.source.column,)
         self.edges.append(edge)
-        self._in.setdefault(edge.target, {}).setdefault(edge.source, []).append(edge)
-        self._out.setdefault(edge.source, {}).setdefault(edge.target, []).append(edge)
+        into = self._in.get(edge.target)
+        if into is None:
+            into = self._in[edge.target] = {}
+        from_ = into.get(edge.source)
+        if from_ is None:
+            into[edge.source] = [edge]
+        else:
+            from_.append(edge)
+        out = self._out.get(edge.source)
+        if out is None:
+            out = self._out[edge.source] = {}
+        to = out.get(edge.target)
+        if to is None:
+            out[edge.target] = [edge]
+        else:
+            to.append(edge)
 
     # ---- names ---------------------------------------------------------------------------
 
@@ -229,25 +251,63 @@ class LineageGraph:
         `kinds` only (default: DIRECT). Memoised per (column, kinds): cheap for every column of
         every model. A root column is its own root."""
         key_kinds = frozenset(kinds) if kinds is not None else None
-        return self._roots_memo(col, key_kinds, incremental, set())
-
-    def _roots_memo(self, col: ColumnRef, kinds: frozenset | None, incremental: bool,
-                    active: set[ColumnRef]) -> frozenset[ColumnRef]:
-        key = (col, kinds, incremental)
-        hit = self._roots.get(key)
+        found = self._roots.get((key_kinds, incremental))
+        if found is None:
+            subtypes = frozenset(s for s in Subtype if key_kinds is None or s.type in key_kinds
+                                 or s in key_kinds)
+            found = self._roots[(key_kinds, incremental)] = ({}, subtypes)
+        memo, subtypes = found
+        hit = memo.get(col)
         if hit is not None:
             return hit
-        if self.is_root(col.relation):
-            result = frozenset((col,)) if col.column else frozenset()
+        return self._roots_memo(col, memo, subtypes, incremental, set())
+
+    def _roots_memo(self, col: ColumnRef, memo: dict[ColumnRef, frozenset[ColumnRef]],
+                    subtypes: frozenset[Subtype], incremental: bool,
+                    active: set[ColumnRef]) -> frozenset[ColumnRef]:
+        """`roots` with the edge filter resolved to a set of subtypes (as `upstream_edges`
+        filters edges, in the same order, so cycles resolve the same way)."""
+        hit = memo.get(col)
+        if hit is not None:
+            return hit
+        rel = col.relation
+        if self.is_root(rel):
+            result = frozenset((col,)) if col.column else _NO_ROOTS
         else:
             active.add(col)
-            found: set[ColumnRef] = set()
-            for e in self.upstream_edges(col, kinds, incremental=incremental):
-                if e.source not in active:
-                    found |= self._roots_memo(e.source, kinds, incremental, active)
+            first: frozenset[ColumnRef] | None = None  # reused as is when it is the only one
+            found: set[ColumnRef] | None = None
+            targets = [col]
+            if col.column:
+                dataset = self._dataset_refs.get(rel)
+                if dataset is None:
+                    dataset = self._dataset_refs[rel] = ColumnRef(rel, DATASET)
+                targets.append(dataset)
+            for target in targets:
+                for source, edges in self._in.get(target, {}).items():
+                    if source.relation == rel:
+                        continue
+                    for e in edges:
+                        if (incremental or not e.incremental_only) and e.subtype in subtypes \
+                                and source not in active:
+                            got = memo.get(source)
+                            if got is None:
+                                got = self._roots_memo(source, memo, subtypes, incremental, active)
+                            if not got or got is first:
+                                continue
+                            if first is None:
+                                first = got
+                            elif found is None:
+                                found = set(first)
+                                found |= got
+                            else:
+                                found |= got
             active.discard(col)
-            result = frozenset(found)
-        self._roots[key] = result
+            if found is not None:
+                result = frozenset(found)
+            else:
+                result = first if first is not None else _NO_ROOTS
+        memo[col] = result
         return result
 
     # ---- trees ---------------------------------------------------------------------------

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from operator import attrgetter
 from typing import Any
 
 from ..graph import DATASET, LineageGraph
-from ..records import ColumnRef, EdgeType, GraphEdge, Node, Reason
+from ..records import ColumnRef, EdgeType, GraphEdge, Node, Reason, Subtype
 
 FORMAT = "lineage-tools.graph"
 VERSION = 1
@@ -32,31 +33,48 @@ def _reason(r: Reason) -> dict[str, Any]:
     return {"code": r.code.value, "message": r.message, "line": r.line, "column": r.column}
 
 
+# subtype -> (type, subtype) as text: enum properties are slow in a loop over every edge
+_NAMES = {s: (s.type.value, s.value) for s in Subtype}
+
+
 def _edge(e: GraphEdge) -> dict[str, Any]:
+    type_, subtype = _NAMES[e.subtype]
     return {
         "source": {"node": e.source.relation, "column": e.source.column},
         "target": {"node": e.target.relation, "column": e.target.column if e.target.column != DATASET else None},
-        "type": e.type.value,
-        "subtype": e.subtype.value,
+        "type": type_,
+        "subtype": subtype,
         "masking": e.masking,
         "incremental_only": e.incremental_only,
     }
 
 
-def _node(graph: LineageGraph, n: Node) -> dict[str, Any]:
-    ml = graph.models.get(n.unique_id)
+def _roots(roots: frozenset[ColumnRef], rendered: dict[int, tuple[frozenset, list]]) -> list:
+    """`direct_roots` of a column, sorted; rendered once per set (columns often share one)."""
+    hit = rendered.get(id(roots))
+    if hit is None:
+        hit = rendered[id(roots)] = (roots, [{"node": r.relation, "column": r.column}
+                                             for r in sorted(roots, key=_ref_key)])
+    return hit[1]
+
+
+_ref_key = attrgetter("relation", "column")  # ColumnRef's own order, without its __lt__
+
+
+def _node(graph: LineageGraph, n: Node, rendered: dict[int, tuple[frozenset, list]],
+          incremental_only: set[str]) -> dict[str, Any]:
+    uid = n.unique_id
+    ml = graph.models.get(uid)
     types = {c.lower(): t for c, t in n.columns}
     lines = dict(ml.lineage.column_lines) if ml else {}
     columns = []
-    for c in graph.columns(n.unique_id):
-        roots = sorted(graph.roots(ColumnRef(n.unique_id, c)))
+    for c in graph.columns(uid):
         columns.append({
             "name": c,
             "type": types.get(c.lower()),
             "line": lines.get(c),
-            "direct_roots": [{"node": r.relation, "column": r.column} for r in roots],
+            "direct_roots": _roots(graph.roots(ColumnRef(uid, c)), rendered),
         })
-    edges = list(graph.model_edges(n.unique_id)) if ml else []
     return {
         "id": n.unique_id,
         "name": n.name,
@@ -75,7 +93,7 @@ def _node(graph: LineageGraph, n: Node) -> dict[str, Any]:
             "registry": n.unique_id == graph.project.registry,
             "ephemeral": n.materialized == "ephemeral",
             "incremental": n.materialized == "incremental",
-            "incremental_only_edges": any(e.incremental_only for e in edges),
+            "incremental_only_edges": ml is not None and uid in incremental_only,
             "python": n.language == "python",
         },
         "meta": dict(n.meta),
@@ -85,14 +103,28 @@ def _node(graph: LineageGraph, n: Node) -> dict[str, Any]:
     }
 
 
+def _with_incremental_only_edges(graph: LineageGraph) -> set[str]:
+    """The nodes with an incremental-only edge into one of their columns (or all of them)."""
+    found: set[str] = set()
+    for e in graph.edges:
+        if e.incremental_only:
+            uid, column = e.target.relation, e.target.column
+            if column == DATASET or column in graph.columns(uid):
+                found.add(uid)
+    return found
+
+
 def to_dict(graph: LineageGraph) -> dict[str, Any]:
     """The JSON-ready document for a project's lineage graph."""
     p = graph.project
     order = {n.unique_id: i for i, n in enumerate(p.nodes)}
     nodes = sorted(graph.nodes.values(), key=lambda n: (order.get(n.unique_id, len(order)), n.unique_id))
     edges = sorted(graph.edges, key=lambda e: (e.target.relation, e.target.column, e.source.relation,
-                                               e.source.column, e.subtype.value))
+                                               e.source.column, _NAMES[e.subtype][1]))
     statuses = Counter(m.status.value for m in p.models)
+    rendered: dict[int, tuple[frozenset, list]] = {}
+    types = Counter(_NAMES[e.subtype][0] for e in edges)
+    incremental_only = _with_incremental_only_edges(graph)
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -106,9 +138,9 @@ def to_dict(graph: LineageGraph) -> dict[str, Any]:
         "summary": {
             "nodes": dict(sorted(Counter(n.resource_type for n in nodes).items())),
             "status": {s: statuses.get(s, 0) for s in ("FULL", "PARTIAL", "FAILED")},
-            "edges": {t.value: sum(1 for e in edges if e.type == t) for t in EdgeType},
+            "edges": {t.value: types.get(t.value, 0) for t in EdgeType},
         },
-        "nodes": [_node(graph, n) for n in nodes],
+        "nodes": [_node(graph, n, rendered, incremental_only) for n in nodes],
         "edges": [_edge(e) for e in edges],
     }
 
