@@ -58,8 +58,8 @@ COPY_KEYS = {
     "raw_user_events": ("event_id", "account_id"),
 }
 PROJECT_ITEMS = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "tests")
-LIST_MACROS = ("collect_sources", "collect_source_lists", "merge_sources", "explode_sources",
-               "empty_source_list")
+LIST_MACROS = ("collect_sources", "collect_source_lists", "shared_source_list", "merge_sources",
+               "explode_sources", "empty_source_list")
 PROVENANCE_MART = "source_inventory"
 
 
@@ -148,6 +148,7 @@ NO_PROVENANCE_MACROS = """\
 {# The provenance list macros of provenance_pipeline, computing nothing (bench_provenance_cost). #}
 {% macro duckdb__collect_sources(column) -%} cast(null as varchar[]) {%- endmacro %}
 {% macro duckdb__collect_source_lists(list_column) -%} cast(null as varchar[]) {%- endmacro %}
+{% macro duckdb__shared_source_list(list_column) -%} cast(null as varchar[]) {%- endmacro %}
 {% macro duckdb__merge_sources(scalars, lists) -%} cast(null as varchar[]) {%- endmacro %}
 {% macro duckdb__explode_sources(list_expression) -%} unnest(cast(null as varchar[])) {%- endmacro %}
 {% macro duckdb__empty_source_list() -%} cast(null as varchar[]) {%- endmacro %}

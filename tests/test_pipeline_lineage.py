@@ -139,6 +139,7 @@ MODELS = {
     # the group id is the least account id passed along the links (a min over the account and
     # its linked accounts per hop, grouped by account, so the link ends are GROUP_BY keys);
     # collect_sources is coalesce(list_sort(list(distinct ...)), []): AGGREGATION + CONDITIONAL
+    # (shared_source_list, a user's list taken once per group, is any_value(...): AGGREGATION)
     "int_user_accounts": """
         account_id <- int_users_despammed.account_id IDENTITY
         user_id <- int_users_despammed.account_id AGGREGATION
@@ -160,8 +161,8 @@ MODELS = {
         n_votes_yes <- stg_job_search_labels.is_job_seeker CONDITIONAL
         vote_agreement <- stg_job_search_labels.is_job_seeker CONDITIONAL
         label_source_ids <- stg_job_search_labels.source_id AGGREGATION CONDITIONAL
-        user_source_ids <- int_user_accounts.user_source_ids AGGREGATION CONDITIONAL
-        merge_source_ids <- int_user_accounts.merge_source_ids AGGREGATION CONDITIONAL
+        user_source_ids <- int_user_accounts.user_source_ids AGGREGATION
+        merge_source_ids <- int_user_accounts.merge_source_ids AGGREGATION
         * <- int_user_accounts.account_id JOIN
         * <- int_user_accounts.user_id FILTER GROUP_BY JOIN
         * <- stg_job_search_labels.account_id JOIN
@@ -185,11 +186,12 @@ MODELS = {
         last_event_at <- stg_user_events.event_at AGGREGATION
         active_span_days <- stg_user_events.event_at AGGREGATION
         event_source_ids <- stg_user_events.source_id AGGREGATION CONDITIONAL
-        user_source_ids <- int_user_accounts.user_source_ids AGGREGATION CONDITIONAL
-        merge_source_ids <- int_user_accounts.merge_source_ids AGGREGATION CONDITIONAL
+        user_source_ids <- int_user_accounts.user_source_ids AGGREGATION
+        merge_source_ids <- int_user_accounts.merge_source_ids AGGREGATION
         * <- int_user_accounts.account_id JOIN
         * <- int_user_accounts.user_id GROUP_BY
         * <- stg_user_events.account_id GROUP_BY JOIN
+        * <- stg_user_events.source_id GROUP_BY
         rows: int_user_accounts aggregate
         rows: stg_user_events aggregate
     """,
@@ -201,7 +203,7 @@ MODELS = {
         country_code <- int_users_despammed.country_code IDENTITY
         first_seen_at <- int_users_despammed.created_at AGGREGATION
         source_ids <- int_users_despammed.source_id AGGREGATION CONDITIONAL
-        merge_source_ids <- int_user_accounts.merge_source_ids AGGREGATION CONDITIONAL
+        merge_source_ids <- int_user_accounts.merge_source_ids AGGREGATION
         * <- int_user_accounts.account_id JOIN
         * <- int_user_accounts.user_id FILTER GROUP_BY JOIN
         * <- int_users_despammed.account_id FILTER JOIN
@@ -254,6 +256,9 @@ MODELS = {
         merge_source_ids <- int_labels_resolved.merge_source_ids AGGREGATION CONDITIONAL
         * <- stg_job_search_labels.account_id JOIN
         * <- stg_job_search_labels.source_id GROUP_BY JOIN
+        * <- int_labels_resolved.label_source_ids GROUP_BY
+        * <- int_labels_resolved.user_source_ids GROUP_BY
+        * <- int_labels_resolved.merge_source_ids GROUP_BY
         * <- int_user_accounts.account_id JOIN
         * <- int_user_accounts.user_id JOIN
         * <- int_labels_resolved.user_id JOIN

@@ -34,3 +34,24 @@
 {% macro duckdb__collect_source_lists(list_column) -%}
   coalesce(list_sort(list_distinct(flatten(list({{ list_column }})))), {{ provenance_pipeline.empty_source_list() }})
 {%- endmacro %}
+
+
+{#
+  shared_source_list(list_column): aggregate the provenance list that EVERY row of the group
+  holds already, because it is a function of the group key (a user's `user_source_ids`, read
+  per account and grouped by user). It takes that list once instead of collecting, flattening
+  and sorting it again for each row of the group (the costliest part of provenance at scale,
+  see benchmarks/README.md), and gives the same list. Use `collect_source_lists` when the rows
+  of a group may carry different lists.
+#}
+{% macro shared_source_list(list_column) -%}
+  {{ return(adapter.dispatch('shared_source_list', 'provenance_pipeline')(list_column)) }}
+{%- endmacro %}
+
+{% macro default__shared_source_list(list_column) -%}
+  {{ provenance_pipeline.no_adapter_version('shared_source_list') }}
+{%- endmacro %}
+
+{% macro duckdb__shared_source_list(list_column) -%}
+  any_value({{ list_column }})
+{%- endmacro %}

@@ -52,6 +52,20 @@
 {%- endmacro %}
 
 
+{# source_lists_overlap(list_column, other_list): true when the two lists share a source id. #}
+{% macro source_lists_overlap(list_column, other_list) -%}
+  {{ return(adapter.dispatch('source_lists_overlap', 'provenance_pipeline')(list_column, other_list)) }}
+{%- endmacro %}
+
+{% macro default__source_lists_overlap(list_column, other_list) -%}
+  {{ provenance_pipeline.no_adapter_version('source_lists_overlap') }}
+{%- endmacro %}
+
+{% macro duckdb__source_lists_overlap(list_column, other_list) -%}
+  list_has_any({{ list_column }}, {{ other_list }})
+{%- endmacro %}
+
+
 {#
   explode_sources(list_expression): in a select list, one output row per source id of the list
   (rows with an empty list produce none).

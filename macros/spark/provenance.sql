@@ -23,6 +23,12 @@
 {%- endmacro %}
 
 
+{# The group's rows all hold the same list (see shared_source_list): take one. #}
+{% macro spark__shared_source_list(list_column) -%}
+  first({{ list_column }})
+{%- endmacro %}
+
+
 {% macro spark__merge_sources(scalars, lists) -%}
   {%- set parts = [] -%}
   {%- if scalars -%}{%- do parts.append('array(' ~ (scalars | join(', ')) ~ ')') -%}{%- endif -%}
@@ -34,6 +40,11 @@
 
 {% macro spark__source_list_contains(list_column, value) -%}
   array_contains({{ list_column }}, {{ value }})
+{%- endmacro %}
+
+
+{% macro spark__source_lists_overlap(list_column, other_list) -%}
+  arrays_overlap({{ list_column }}, {{ other_list }})
 {%- endmacro %}
 
 

@@ -3,7 +3,9 @@
 --   1. a labeller's latest label of a user wins (a window: labellers correct themselves);
 --   2. the majority of those votes decides;
 --   3. a tied vote goes to the most confident label (a window again).
--- `label_source_ids` are the labelling sources whose votes took part.
+-- `label_source_ids` are the labelling sources whose votes took part; the user's record and
+-- merge provenance is the same on each of the user's accounts: it is taken once per user
+-- (shared_source_list) and joined to the result, never carried through the vote windows.
 
 with
 
@@ -28,9 +30,7 @@ user_labels as (
         labels.is_job_seeker,
         labels.confidence,
         labels.labelled_at,
-        labels.source_id,
-        accounts.user_source_ids,
-        accounts.merge_source_ids
+        labels.source_id
     from labels
     inner join accounts
         on accounts.account_id = labels.account_id
@@ -62,10 +62,19 @@ tally as (
         user_id,
         count(*) as n_votes,
         sum(case when is_job_seeker then 1 else 0 end) as n_votes_yes,
-        {{ collect_sources('source_id') }} as label_source_ids,
-        {{ collect_source_lists('user_source_ids') }} as user_source_ids,
-        {{ collect_source_lists('merge_source_ids') }} as merge_source_ids
+        {{ collect_sources('source_id') }} as label_source_ids
     from votes
+    group by user_id
+
+),
+
+user_provenance as (
+
+    select
+        user_id,
+        {{ shared_source_list('user_source_ids') }} as user_source_ids,
+        {{ shared_source_list('merge_source_ids') }} as merge_source_ids
+    from accounts
     group by user_id
 
 ),
@@ -97,12 +106,14 @@ final as (
         cast(greatest(tally.n_votes_yes, tally.n_votes - tally.n_votes_yes) as double)
             / tally.n_votes as vote_agreement,
         tally.label_source_ids,
-        tally.user_source_ids,
-        tally.merge_source_ids
+        user_provenance.user_source_ids,
+        user_provenance.merge_source_ids
     from tally
     inner join most_confident
         on most_confident.user_id = tally.user_id
         and most_confident.confidence_rank = 1
+    inner join user_provenance
+        on user_provenance.user_id = tally.user_id
 
 )
 

@@ -1,6 +1,8 @@
--- Activity features per canonical user: events are counted per account first (the large
--- aggregation), then rolled up over the user's accounts. Events of accounts that are not in
--- int_user_accounts (spam, excluded feeds) are dropped by the join.
+-- Activity features per canonical user: events are counted per account and event source first
+-- (the large aggregation; grouping by the source keeps its provenance without collecting a
+-- list per account), then rolled up over the user's accounts. Events of accounts that are not in
+-- int_user_accounts (spam, excluded feeds) are dropped by the join. A user's record and merge
+-- provenance is the same on each of its accounts: it is taken once (shared_source_list).
 
 with
 
@@ -20,6 +22,7 @@ account_activity as (
 
     select
         account_id,
+        source_id,
         count(*) as n_events,
         sum(case when event_type = 'job_search' then 1 else 0 end) as n_job_searches,
         sum(case when event_type = 'job_view' then 1 else 0 end) as n_job_views,
@@ -27,10 +30,9 @@ account_activity as (
         sum(case when event_type = 'profile_update' then 1 else 0 end) as n_profile_updates,
         sum(case when event_type = 'message_sent' then 1 else 0 end) as n_messages_sent,
         min(event_at) as first_event_at,
-        max(event_at) as last_event_at,
-        {{ collect_sources('source_id') }} as event_source_ids
+        max(event_at) as last_event_at
     from events
-    group by account_id
+    group by account_id, source_id
 
 ),
 
@@ -46,9 +48,9 @@ user_activity as (
         sum(account_activity.n_messages_sent) as n_messages_sent,
         min(account_activity.first_event_at) as first_event_at,
         max(account_activity.last_event_at) as last_event_at,
-        {{ collect_source_lists('account_activity.event_source_ids') }} as event_source_ids,
-        {{ collect_source_lists('accounts.user_source_ids') }} as user_source_ids,
-        {{ collect_source_lists('accounts.merge_source_ids') }} as merge_source_ids
+        {{ collect_sources('account_activity.source_id') }} as event_source_ids,
+        {{ shared_source_list('accounts.user_source_ids') }} as user_source_ids,
+        {{ shared_source_list('accounts.merge_source_ids') }} as merge_source_ids
     from account_activity
     inner join accounts
         on accounts.account_id = account_activity.account_id

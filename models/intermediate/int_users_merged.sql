@@ -1,5 +1,6 @@
 -- One row per canonical user: the attributes of its primary record (the earliest account,
--- ties by account id), when it was first seen, and the provenance of EVERY merged record.
+-- ties by account id), when it was first seen, and the provenance of EVERY merged record. The
+-- merge provenance is the same on each of the user's accounts and is taken once.
 
 with
 
@@ -60,7 +61,7 @@ rolled_up as (
         count(*) as n_accounts,
         min(created_at) as first_seen_at,
         {{ collect_sources('source_id') }} as source_ids,
-        {{ collect_source_lists('merge_source_ids') }} as merge_source_ids
+        {{ shared_source_list('merge_source_ids') }} as merge_source_ids
     from members
     group by user_id
 

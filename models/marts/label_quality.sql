@@ -59,11 +59,34 @@ per_source as (
         count(*) as n_labels,
         count(distinct labeller_id) as n_labellers,
         count(agrees_with_consensus) as n_labels_compared,
-        avg(agrees_with_consensus) as agreement_rate,
+        avg(agrees_with_consensus) as agreement_rate
+    from compared
+    group by source_id
+
+),
+
+-- the provenance lists of a source's labels: a handful of distinct combinations, collected
+-- once each (not once per label)
+provenance_combinations as (
+
+    select
+        source_id,
+        consensus_source_ids,
+        user_source_ids,
+        merge_source_ids
+    from compared
+    group by source_id, consensus_source_ids, user_source_ids, merge_source_ids
+
+),
+
+per_source_provenance as (
+
+    select
+        source_id,
         {{ collect_source_lists('consensus_source_ids') }} as consensus_source_ids,
         {{ collect_source_lists('user_source_ids') }} as user_source_ids,
         {{ collect_source_lists('merge_source_ids') }} as merge_source_ids
-    from compared
+    from provenance_combinations
     group by source_id
 
 ),
@@ -81,10 +104,12 @@ final as (
         cast(registry.cost_usd as double) as cost_usd,
         registry.hours_to_acquire,
         cast(registry.cost_usd as double) / per_source.n_labels as cost_per_label,
-        per_source.consensus_source_ids,
-        per_source.user_source_ids,
-        per_source.merge_source_ids
+        per_source_provenance.consensus_source_ids,
+        per_source_provenance.user_source_ids,
+        per_source_provenance.merge_source_ids
     from per_source
+    inner join per_source_provenance
+        on per_source_provenance.source_id = per_source.source_id
     left join registry
         on registry.source_id = per_source.source_id
 

@@ -1,7 +1,9 @@
 -- What each source contributes: for every model of the pipeline, how many of its rows carry
 -- the source in their provenance, next to what the source cost and how long it took to get
 -- (from the registry). A row with several sources counts once for each of them; a source that
--- contributes nothing (excluded, quarantined, or filtered away) has no row.
+-- contributes nothing (excluded, quarantined, or filtered away) has no row. Rows are counted
+-- per distinct provenance first (a handful of combinations per model), so only those few
+-- combinations are merged and exploded, not every row's lists.
 
 {%- set inventoried = [
     ('stg_users_web', ['source_id'], []),
@@ -31,16 +33,26 @@ registry as (
 
 contributions as (
 {% for model_name, scalars, lists in inventoried %}
+    {%- set columns = scalars + lists %}
     {%- if lists %}
     select
         '{{ model_name }}' as model_name,
-        {{ explode_sources(merge_sources(scalars=scalars, lists=lists)) }} as source_id
-    from {{ ref(model_name) }}
+        {{ explode_sources(merge_sources(scalars=scalars, lists=lists)) }} as source_id,
+        n_rows
+    from (
+        select
+            {{ columns | join(',\n            ') }},
+            count(*) as n_rows
+        from {{ ref(model_name) }}
+        group by {{ columns | join(', ') }}
+    ) as {{ model_name }}
     {%- else %}
     select
         '{{ model_name }}' as model_name,
-        source_id
+        source_id,
+        count(*) as n_rows
     from {{ ref(model_name) }}
+    group by source_id
     {%- endif %}
     {{ 'union all' if not loop.last }}
 {% endfor %}
@@ -51,7 +63,7 @@ counted as (
     select
         model_name,
         source_id,
-        count(*) as n_rows
+        sum(n_rows) as n_rows
     from contributions
     group by model_name, source_id
 

@@ -36,19 +36,27 @@ excluded as (
     select '{{ source_id }}' as source_id
     {%- endfor %}
 
+){{ ',' if is_list }}
+{%- if is_list %}
+
+excluded_list as (
+
+    select {{ provenance_pipeline.collect_sources('excluded.source_id') }} as source_ids
+    from excluded
+
 )
+
+{#- One list of excluded ids, tested against each row's list: a scan of the model, never a
+    join of every row with every excluded id (that cost more than building the model). #}
+select checked.*
+from {{ model }} as checked
+cross join excluded_list
+where {{ provenance_pipeline.source_lists_overlap('checked.' ~ column_name, 'excluded_list.source_ids') }}
+{%- else %}
 
 select checked.*
 from {{ model }} as checked
-where exists (
-    select 1
-    from excluded
-    where
-    {%- if is_list %}
-        {{ provenance_pipeline.source_list_contains('checked.' ~ column_name, 'excluded.source_id') }}
-    {%- else %}
-        checked.{{ column_name }} = excluded.source_id
-    {%- endif %}
-)
+where checked.{{ column_name }} in (select excluded.source_id from excluded)
+{%- endif %}
 
 {% endtest %}
