@@ -24,6 +24,7 @@ output column; INDIRECT FILTER / JOIN / GROUP_BY / SORT for the whole output (ta
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -105,6 +106,68 @@ def _is_hash(node: exp.Expr) -> bool:
     return False
 
 
+class _Node:
+    """How `_Walker.walk` treats an expression class (see `_classify`)."""
+
+    LEAF = "leaf"
+    COLUMN = "column"
+    QUERY = "query"
+    WINDOW = "window"
+    LAMBDA = "lambda"
+    CASE = "case"
+    IF = "if"
+    COALESCE = "coalesce"
+    NULLIF = "nullif"
+    FILTER = "filter"
+    ORDER = "order"
+    AGG = "agg"  # an aggregate
+    AGG_VALUE = "agg_value"  # ... that passes a value from another row in a window
+    AGG_COUNT = "agg_count"  # ... that counts (hides the value)
+    AGG_VALUE_COUNT = "agg_value_count"
+    PASS = "pass"  # Alias, Paren, Ordered: the children keep the kind
+    WINDOW_WRAPPER = "window_wrapper"  # IGNORE / RESPECT NULLS: PASS inside a window
+    HASH = "hash"
+    ANONYMOUS = "anonymous"  # an unknown function: a hash or not by its name
+    OTHER = "other"
+
+
+def _classify(cls: type) -> str:
+    """The `_Node` code of an expression class: the first of `walk`'s cases that matches it,
+    in `walk`'s order, decided once per class instead of by an isinstance chain per node."""
+    if issubclass(cls, _LEAVES):
+        return _Node.LEAF
+    if issubclass(cls, exp.Column):
+        return _Node.COLUMN
+    if issubclass(cls, (exp.Subquery, exp.Query)):
+        return _Node.QUERY
+    for base, code in ((exp.Window, _Node.WINDOW), (exp.Lambda, _Node.LAMBDA),
+                       (exp.Case, _Node.CASE), (exp.If, _Node.IF),
+                       (exp.Coalesce, _Node.COALESCE), (exp.Nullif, _Node.NULLIF),
+                       (exp.Filter, _Node.FILTER), (exp.Order, _Node.ORDER)):
+        if issubclass(cls, base):
+            return code
+    if issubclass(cls, exp.AggFunc):
+        value = issubclass(cls, _VALUE_WINDOW_FUNCS)
+        count = issubclass(cls, _COUNT_FUNCS)
+        if value and count:
+            return _Node.AGG_VALUE_COUNT
+        return _Node.AGG_VALUE if value else _Node.AGG_COUNT if count else _Node.AGG
+    if issubclass(cls, (exp.Alias, exp.Paren, exp.Ordered)):
+        return _Node.PASS
+    if issubclass(cls, _WINDOW_WRAPPERS):
+        return _Node.WINDOW_WRAPPER
+    if issubclass(cls, exp.Anonymous):
+        return _Node.ANONYMOUS
+    if issubclass(cls, _HASH_CLASSES) or (
+        issubclass(cls, exp.Func) and cls.sql_name().lower() in _HASH_NAMES
+    ):
+        return _Node.HASH
+    return _Node.OTHER
+
+
+_CODES: dict[type, str] = {}
+
+
 def _line(node: exp.Expr | None) -> int | None:
     """The first 1-based line sqlglot recorded for a node or one of its descendants."""
     if node is None:
@@ -118,20 +181,28 @@ def _line(node: exp.Expr | None) -> int | None:
     return best
 
 
-@dataclass
 class _Col:
-    """Inputs of one output column: DIRECT refs (strongest subtype, masking) and INDIRECT ones."""
+    """Inputs of one output column: DIRECT refs (strongest subtype, masking) and INDIRECT ones.
 
-    direct: dict[ColumnRef, tuple[Subtype, bool]] = field(default_factory=dict)
-    indirect: dict[tuple[ColumnRef, Subtype], bool] = field(default_factory=dict)
+    A plain class with slots: one is made for every column of every scope. A `_Col` is only
+    changed while the column it describes is being built; once in a `_ScopeLineage` it is
+    read-only, so a scope that passes a column through unchanged may share its `_Col`."""
+
+    __slots__ = ("direct", "indirect")
+
+    def __init__(self) -> None:
+        self.direct: dict[ColumnRef, tuple[Subtype, bool]] = {}
+        self.indirect: dict[tuple[ColumnRef, Subtype], bool] = {}
 
     def add(self, ref: ColumnRef, kind: Subtype, masking: bool) -> None:
-        if _is_direct(kind):
-            old = self.direct.get(ref)
-            if old is None or _RANK[kind] > _RANK[old[0]]:
-                self.direct[ref] = (kind, masking)
+        rank = _RANK.get(kind)
+        if rank is not None:
+            direct = self.direct
+            old = direct.get(ref)
+            if old is None or rank > _RANK[old[0]]:
+                direct[ref] = (kind, masking)
             elif kind is old[0]:
-                self.direct[ref] = (kind, old[1] and masking)
+                direct[ref] = (kind, old[1] and masking)
         else:
             key = (ref, kind)
             prev = self.indirect.get(key)
@@ -139,14 +210,33 @@ class _Col:
 
     def use(self, src: _Col, kind: Subtype, masking: bool) -> None:
         """Compose: this column uses `src` (an inner column) as `kind`."""
-        if _is_direct(kind):
+        direct, indirect = self.direct, self.indirect
+        if not direct and not indirect and kind is Subtype.IDENTITY and not masking:
+            # the common pass-through into an empty column: a copy
+            direct.update(src.direct)
+            indirect.update(src.indirect)
+            return
+        rank = _RANK.get(kind)
+        if rank is not None:
             for ref, (sub, m) in src.direct.items():
-                self.add(ref, sub if _RANK[sub] > _RANK[kind] else kind, m or masking)
+                new = sub if _RANK[sub] > rank else kind
+                new_rank = _RANK[new]
+                m = m or masking
+                old = direct.get(ref)
+                if old is None or new_rank > _RANK[old[0]]:
+                    direct[ref] = (new, m)
+                elif new is old[0]:
+                    direct[ref] = (new, old[1] and m)
         else:
             for ref, (_sub, m) in src.direct.items():
-                self.add(ref, kind, m or masking)
-        for (ref, sub), m in src.indirect.items():
-            self.add(ref, sub, m or masking)
+                key = (ref, kind)
+                m = m or masking
+                prev = indirect.get(key)
+                indirect[key] = m if prev is None else (prev and m)
+        for key, m in src.indirect.items():
+            m = m or masking
+            prev = indirect.get(key)
+            indirect[key] = m if prev is None else (prev and m)
 
     def refs(self) -> set[ColumnRef]:
         return set(self.direct) | {ref for ref, _ in self.indirect}
@@ -653,19 +743,23 @@ class _Walker:
         stack: list[tuple[exp.Expr, Subtype, bool, bool, frozenset[str]]] = [
             (root, kind, masking, False, frozenset())
         ]
+        push = stack.append
         while stack:
             node, kind, masking, in_window, bound = stack.pop()
-            if isinstance(node, _LEAVES):
+            cls = type(node)
+            code = _CODES.get(cls)
+            if code is None:
+                code = _CODES[cls] = _classify(cls)
+            if code is _Node.LEAF:
                 continue
-            if isinstance(node, exp.Column):
+            if code is _Node.COLUMN:
                 if not isinstance(node.this, exp.Star):
                     self.column(node, kind, masking, out, st, bound)
                 continue
-            if isinstance(node, (exp.Subquery, exp.Query)):
+            if code is _Node.QUERY:
                 self.subquery(node, kind, masking, out, st, field_level)
                 continue
-            push = stack.append
-            if isinstance(node, exp.Window):
+            if code is _Node.WINDOW:
                 st.windowed = True
                 push((node.this, kind, masking, True, bound))
                 for key in node.args.get("partition_by") or []:
@@ -674,11 +768,11 @@ class _Walker:
                 if order is not None:
                     push((order, Subtype.WINDOW, masking, False, bound))
                 continue
-            if isinstance(node, exp.Lambda):
+            if code is _Node.LAMBDA:
                 names = frozenset(e.name for e in node.expressions)
                 push((node.this, _up(kind), masking, False, bound | names))
                 continue
-            if isinstance(node, exp.Case):
+            if code is _Node.CASE:
                 if node.args.get("this") is not None:
                     push((node.this, Subtype.CONDITIONAL, masking, False, bound))
                 for branch in node.args.get("ifs") or []:
@@ -687,51 +781,52 @@ class _Walker:
                 if node.args.get("default") is not None:
                     push((node.args["default"], _up(kind), masking, False, bound))
                 continue
-            if isinstance(node, exp.If):
+            if code is _Node.IF:
                 push((node.this, Subtype.CONDITIONAL, masking, False, bound))
                 for arg in ("true", "false"):
                     if node.args.get(arg) is not None:
                         push((node.args[arg], _up(kind), masking, False, bound))
                 continue
-            if isinstance(node, exp.Coalesce) and _is_using_key(node):
+            if code is _Node.COALESCE and _is_using_key(node):
                 for child in _children(node):
                     push((child, kind, masking, False, bound))
                 continue
-            if isinstance(node, (exp.Coalesce, exp.Nullif)):
+            if code is _Node.COALESCE or code is _Node.NULLIF:
                 for child in _children(node):
                     push((child, _up(kind), masking, False, bound))
                     push((child, Subtype.CONDITIONAL, masking, False, bound))
                 continue
-            if isinstance(node, exp.Filter):
+            if code is _Node.FILTER:
                 push((node.this, kind, masking, in_window, bound))
                 push((node.expression, Subtype.CONDITIONAL, masking, False, bound))
                 continue
-            if isinstance(node, exp.Order) and node is not root:
+            if code is _Node.ORDER and node is not root:
                 # agg(x ORDER BY y): x is the value, y only orders it
                 if node.this is not None:
                     push((node.this, kind, masking, False, bound))
                 for child in node.expressions:
                     push((child, Subtype.SORT if _is_direct(kind) else kind, masking, False, bound))
                 continue
-            if isinstance(node, exp.AggFunc):
-                if in_window and isinstance(node, _VALUE_WINDOW_FUNCS):
+            if code is _Node.AGG or code is _Node.AGG_VALUE or code is _Node.AGG_COUNT \
+                    or code is _Node.AGG_VALUE_COUNT:
+                if in_window and (code is _Node.AGG_VALUE or code is _Node.AGG_VALUE_COUNT):
                     child_kind = _up(kind)
                 else:
                     child_kind = Subtype.AGGREGATION if _is_direct(kind) else kind
                     if not in_window:
                         st.aggregated = True
-                child_masking = masking or isinstance(node, _COUNT_FUNCS)
+                child_masking = masking or code is _Node.AGG_COUNT or code is _Node.AGG_VALUE_COUNT
                 for child in _children(node):
                     push((child, child_kind, child_masking, False, bound))
                 continue
-            if isinstance(node, (exp.Alias, exp.Paren, exp.Ordered)) or (
-                in_window and isinstance(node, _WINDOW_WRAPPERS)
-            ):
+            if code is _Node.PASS or (in_window and code is _Node.WINDOW_WRAPPER):
                 for child in _children(node):
                     push((child, kind, masking, in_window, bound))
                 continue
             child_kind = _up(kind)
-            child_masking = masking or _is_hash(node)
+            # a hash hides its input (an Anonymous function is a hash by its name)
+            child_masking = masking or code is _Node.HASH or (
+                code is _Node.ANONYMOUS and _is_hash(node))
             for child in _children(node):
                 push((child, child_kind, child_masking, False, bound))
 
@@ -1313,7 +1408,25 @@ def analyze(
 
     Never raises for bad SQL: a parse error gives FAILED, what cannot be traced gives PARTIAL
     with reasons. Raises `DialectError` for an unknown dialect.
+
+    Python's cyclic garbage collector is paused while the statement is traced and its youngest
+    generation collected afterwards: a parsed statement is thousands of nodes that point at
+    their parents (cycles only the collector frees), and collections in the middle of the
+    work repeatedly scanned everything a project keeps alive (a third of a cold export's CPU
+    time at 1,000 models). A caller that turned the collector off keeps it off.
     """
+    if not gc.isenabled():
+        return _analyze(sql, dialect, catalog, opaque_ctes, time_budget)
+    gc.disable()
+    try:
+        return _analyze(sql, dialect, catalog, opaque_ctes, time_budget)
+    finally:
+        gc.enable()
+        gc.collect(0)  # the statement's nodes, scopes and walker: garbage now
+
+
+def _analyze(sql: str, dialect: str, catalog: Catalog, opaque_ctes: Mapping[str, str] | None,
+             time_budget: float | None) -> StatementLineage:
     dialect = check_dialect(dialect)
     started = time.monotonic()
     deadline = None if time_budget is None else started + time_budget
