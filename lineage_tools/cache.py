@@ -11,6 +11,11 @@ Entries are small JSON files named by their key (``v<FORMAT>/<key>.json``), writ
 temporary file and renamed into place (safe with concurrent writers: the last rename wins and
 both wrote the same value). An unreadable or corrupt entry counts as a miss and is rewritten.
 
+Beside the entries, `ManifestDigest` keeps what the project layer read from the manifest last
+time (its nodes, dialect, relation names), under a key the project layer computes from
+everything that reading depends on (see `project.load_project`): a warm run then neither parses
+the whole manifest nor restores compiled SQL again.
+
 >>> from .records import ColumnEdge, ColumnRef, Subtype
 >>> sl = StatementLineage(columns=("a",), edges=(ColumnEdge("a", ColumnRef("m.t", "x"), Subtype.IDENTITY),))
 >>> lineage_from_json(lineage_to_json(sl)) == sl
@@ -198,7 +203,7 @@ class LineageCache:
 
     def __init__(self, directory: Path | str, *, enabled: bool = True, version: str | None = None):
         self.directory = Path(directory)
-        self.version = version if version is not None else _tool_version()
+        self.version = version if version is not None else tool_version()
         self.entries = self.directory / f"v{FORMAT}"
         self.enabled = enabled and codec_is_complete()
         if enabled and not self.enabled:
@@ -371,10 +376,10 @@ def model_key(
         upstream[rel] = f"{relation_ids.get(rel)}\x1e" + ("\x1f".join(cols) if cols is not None else "\x15")
     return cache_key(sql=node.compiled_sql or "", dialect=dialect, upstream=upstream,
                      opaque_ctes=opaque_ctes, extra=repr(node),
-                     version=version if version is not None else _tool_version())
+                     version=version if version is not None else tool_version())
 
 
-def _tool_version() -> str:
+def tool_version() -> str:
     """`lineage_tools.__version__` (read when called, so a new version is seen at once) plus a
     fingerprint of the engine's source and of sqlglot's version: an edited engine (a developer's
     checkout) or an upgraded sqlglot never gets answers computed by the old one."""
@@ -407,9 +412,11 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
-def restore_compiled_sql(manifest: dict[str, Any], target_path: Path | str, project_dir: Path | str) -> int:
+def restore_compiled_sql(manifest: dict[str, Any], target_path: Path | str, project_dir: Path | str,
+                         used: list[Path] | None = None) -> int:
     """Fill in, in place, the compiled SQL of nodes the manifest has none for, from the files an
-    earlier `dbt compile` left under ``target/compiled/``; returns how many were filled.
+    earlier `dbt compile` left under ``target/compiled/``; returns how many were filled (and
+    appends the files it took them from to `used`).
 
     `dbt compile --select m` writes a manifest with compiled SQL for `m` only: without this, the
     analyst's one-model edit would cost a full compile of the project. A file is used only when
@@ -443,6 +450,8 @@ def restore_compiled_sql(manifest: dict[str, Any], target_path: Path | str, proj
         if _deps_unchanged(node, nodes, sql, c_time, project_dir):
             node["compiled_code"] = sql
             restored += 1
+            if used is not None:
+                used.append(compiled)
     if restored:
         log.info("lineage-tools: compiled SQL of %d node(s) taken from %s (the manifest had none)",
                  restored, target_path / "compiled")
@@ -464,3 +473,121 @@ def _deps_unchanged(node: Mapping[str, Any], nodes: Mapping[str, Any], sql: str,
         elif dep.get("relation_name") and dep["relation_name"] not in sql:
             return False
     return True
+
+
+# --------------------------------------------------------------------------------------------
+# The manifest digest: the project's nodes as read from an unchanged manifest
+
+#: Bump when the digest's layout changes.
+DIGEST_FORMAT = 1
+DIGEST_NAME = f"manifest_digest.v{DIGEST_FORMAT}.json"
+
+# Node fields and how each is read back from JSON (lists -> the tuples `Node` holds): the
+# decoded node must be equal to the original, repr included (the lineage cache key hashes it).
+_NODE_PAIRS = ("columns", "meta", "config")
+_NODE_TUPLES = ("depends_on", "tags")
+
+
+def _node_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(Node))
+
+
+def node_codec_is_complete() -> bool:
+    """True when every field of `Node` is a plain value, or a tuple the codec knows.
+
+    >>> node_codec_is_complete()
+    True
+    """
+    hints = {f.name: str(f.type) for f in dataclasses.fields(Node)}
+    known = {n for n, t in hints.items() if t in ("str", "str | None", "int", "bool")}
+    return set(hints) == known | set(_NODE_PAIRS) | set(_NODE_TUPLES)
+
+
+def nodes_to_json(nodes: Iterable[Node]) -> list[list[Any]]:
+    """Nodes as JSON-ready rows (one list of field values per node, in field order)."""
+    return [[getattr(n, f) for f in _node_fields()] for n in nodes]
+
+
+def nodes_from_json(rows: Iterable[list[Any]]) -> tuple[Node, ...]:
+    """The nodes written by `nodes_to_json`; ValueError/TypeError when a row does not fit.
+
+    >>> n = Node("model.p.a", "a", "model", "db.main.a", "db", "main", "a", depends_on=("seed.p.s",),
+    ...          columns=(("x", None), ("y", "int")), config=(("strategy", "check"),))
+    >>> nodes_from_json(json.loads(json.dumps(nodes_to_json([n])))) == (n,)
+    True
+    """
+    fields = _node_fields()
+    out = []
+    for row in rows:
+        if not isinstance(row, list) or len(row) != len(fields):
+            raise ValueError("node row of the wrong shape")
+        values = dict(zip(fields, row))
+        for f in _NODE_TUPLES:
+            values[f] = tuple(values[f])
+        for f in _NODE_PAIRS:
+            values[f] = tuple((a, b) for a, b in values[f])
+        out.append(Node(**values))
+    return tuple(out)
+
+
+def file_stamp(path: Path | str) -> list[Any] | None:
+    """What says a file changed: [size, mtime_ns, inode, device], or None when it is missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
+
+
+class ManifestDigest:
+    """One JSON file, ``<directory>/manifest_digest.v<N>.json``: a payload stored under a key.
+
+    The payload's ``files`` ([path, stamp] pairs, see `file_stamp`) are checked on `get`: a
+    digest whose files changed since it was written is a miss. Written atomically; unreadable,
+    corrupt or foreign content counts as a miss."""
+
+    def __init__(self, directory: Path | str, *, enabled: bool = True):
+        self.path = Path(directory) / DIGEST_NAME
+        self.enabled = enabled and node_codec_is_complete()
+
+    @classmethod
+    def for_target(cls, target_path: Path | str) -> ManifestDigest:
+        """The digest of the project whose target folder is `target_path` (off like the cache)."""
+        off = os.environ.get(DISABLE_ENV, "").strip().lower() in ("1", "true", "yes")
+        return cls(Path(target_path) / CACHE_DIRNAME, enabled=not off)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The payload stored under `key`, if its files are unchanged; else None."""
+        if not self.enabled:
+            return None
+        try:
+            data = json.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.debug("manifest digest: unreadable (%s)", exc)
+            return None
+        if not isinstance(data, dict) or data.get("format") != DIGEST_FORMAT or data.get("key") != key:
+            return None
+        payload = data.get("payload")
+        try:
+            if not all(file_stamp(path) == stamp for path, stamp in payload["files"]):
+                log.debug("manifest digest: a file it was read from changed")
+                return None
+        except (TypeError, KeyError, ValueError):
+            return None
+        return payload
+
+    def put(self, key: str, payload: Mapping[str, Any]) -> None:
+        """Store `payload` (JSON-ready, with a ``files`` list) under `key`, atomically."""
+        if not self.enabled:
+            return
+        text = json.dumps({"format": DIGEST_FORMAT, "key": key, "payload": payload}, separators=(",", ":"))
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as exc:  # a read-only target folder must not break lineage
+            log.debug("manifest digest: cannot write %s: %s", self.path, exc)
+            tmp.unlink(missing_ok=True)

@@ -33,7 +33,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .cache import LineageCache, restore_compiled_sql
+from .cache import (
+    LineageCache,
+    ManifestDigest,
+    file_stamp,
+    nodes_from_json,
+    nodes_to_json,
+    restore_compiled_sql,
+    tool_version,
+)
 from .errors import ManifestError, ProjectError, SqlError, UserError
 from .records import (
     ColumnEdge,
@@ -48,7 +56,16 @@ from .records import (
     Status,
     Subtype,
 )
-from .sql import Catalog, check_dialect, normalize_relation, relation_name
+from .sql import (
+    Catalog,
+    NameRules,
+    check_dialect,
+    name_rules,
+    normalize_relation,
+    prime_names,
+    relation_name,
+    relation_parts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -235,34 +252,59 @@ def _sql_nodes(manifest: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
                 yield node
 
 
-def newest_source_file(cfg: ProjectConfig) -> tuple[float, Path | None]:
-    """The newest file that changes compiled SQL (models, seeds, macros, snapshots, dbt_project.yml)."""
+@dataclass(frozen=True)
+class SourceScan:
+    """The files that change compiled SQL (models, seeds, macros, snapshots, dbt_project.yml):
+    the newest one, and a fingerprint of all of them (names, sizes, mtimes: any edit, new or
+    deleted file changes it)."""
+
+    newest: float
+    which: Path | None
+    fingerprint: str
+
+
+def scan_sources(cfg: ProjectConfig) -> SourceScan:
+    """One pass over the project's source files (a `stat` each)."""
     newest, which = 0.0, None
     candidates: list[Path] = [cfg.project_dir / "dbt_project.yml"]
     for d in cfg.source_dirs:
         if d.is_dir():
             candidates.extend(p for p in d.rglob("*") if p.suffix in _SOURCE_SUFFIXES)
+    stamps = []
     for p in candidates:
         try:
-            mtime = p.stat().st_mtime
+            st = p.stat()
         except OSError:
             continue
-        if mtime > newest:
-            newest, which = mtime, p
-    return newest, which
+        stamps.append(f"{p}\x1f{st.st_size}\x1f{st.st_mtime_ns}")
+        if st.st_mtime > newest:
+            newest, which = st.st_mtime, p
+    fingerprint = hashlib.sha256("\x1e".join(sorted(stamps)).encode()).hexdigest()
+    return SourceScan(newest, which, fingerprint)
 
 
-def manifest_problem(cfg: ProjectConfig, manifest: Mapping[str, Any] | None) -> str | None:
-    """Why the manifest cannot be used as it is, or None when it is fresh and compiled."""
+def newest_source_file(cfg: ProjectConfig) -> tuple[float, Path | None]:
+    """The newest file that changes compiled SQL (models, seeds, macros, snapshots, dbt_project.yml)."""
+    scan = scan_sources(cfg)
+    return scan.newest, scan.which
+
+
+def manifest_problem(cfg: ProjectConfig, manifest: Mapping[str, Any] | None, *,
+                     scan: SourceScan | None = None, restored: list[Path] | None = None) -> str | None:
+    """Why the manifest cannot be used as it is, or None when it is fresh and compiled.
+
+    Fills in compiled SQL that `dbt compile --select` left out (see `cache.restore_compiled_sql`;
+    the files it came from are appended to `restored`). `scan`: `scan_sources(cfg)`, if done."""
     if manifest is None:
         return f"{cfg.manifest_path} is missing"
-    newest, which = newest_source_file(cfg)
-    if newest > cfg.manifest_path.stat().st_mtime:
-        return f"{which} is newer than {cfg.manifest_path}"
+    scan = scan or scan_sources(cfg)
+    if scan.newest > cfg.manifest_path.stat().st_mtime:
+        return f"{scan.which} is newer than {cfg.manifest_path}"
     empty = [n["unique_id"] for n in _sql_nodes(manifest) if looks_empty_compiled(n.get("compiled_code"))]
     if empty:
         return f"{cfg.manifest_path} was written by `dbt build --empty` (e.g. {empty[0]})"
-    restore_compiled_sql(manifest, cfg.target_path, cfg.project_dir)  # fills in, after `dbt compile --select`
+    # fills in, after `dbt compile --select`
+    restore_compiled_sql(manifest, cfg.target_path, cfg.project_dir, used=restored)
     uncompiled = [n["unique_id"] for n in _sql_nodes(manifest) if not n.get("compiled_code")]
     if uncompiled:
         return f"{cfg.manifest_path} has no compiled SQL for {len(uncompiled)} node(s), e.g. {uncompiled[0]}"
@@ -336,16 +378,22 @@ def _non_utf8_files(cfg: ProjectConfig) -> Iterable[Path]:
                     continue
 
 
-def load_manifest(cfg: ProjectConfig, *, compile: bool = True) -> dict[str, Any]:
-    """The project's manifest with compiled SQL for every SQL node, compiling when needed."""
+def load_manifest(cfg: ProjectConfig, *, compile: bool = True, scan: SourceScan | None = None,
+                  restored: list[Path] | None = None) -> dict[str, Any]:
+    """The project's manifest with compiled SQL for every SQL node, compiling when needed.
+
+    `restored` collects the files of ``target/compiled`` whose SQL was filled in (see
+    `manifest_problem`); `scan`: `scan_sources(cfg)`, if done."""
     manifest: dict[str, Any] | None = None
     if cfg.manifest_path.exists():
         manifest = read_manifest(cfg.manifest_path)
-    problem = manifest_problem(cfg, manifest)
+    problem = manifest_problem(cfg, manifest, scan=scan, restored=restored)
     if problem is None:
         return manifest  # type: ignore[return-value]
     if not compile:
         raise ManifestError(f"{problem} (compiling is turned off)")
+    if restored is not None:
+        restored.clear()  # the new manifest is compiled in full
     return compile_project(cfg, problem)
 
 
@@ -877,20 +925,127 @@ def _output_columns(ml: ModelLineage, catalog_json: Mapping[str, Any] | None) ->
     return [(c, types.get(c.lower())) for c in cols]
 
 
-def _with_incremental_branches(nodes: Sequence[Node], manifest: Mapping[str, Any], cfg: ProjectConfig) -> tuple[Node, ...]:
+def _tests_is_incremental(n: Node) -> bool:
+    return bool(n.materialized == "incremental" and n.language == "sql" and n.raw_sql
+                and _IS_INCREMENTAL.search(n.raw_sql))
+
+
+def _with_incremental_branches(nodes: Sequence[Node], raw_nodes: Mapping[str, Mapping[str, Any]],
+                               cfg: ProjectConfig) -> tuple[Node, ...]:
     """Incremental models whose code tests `is_incremental()`: full-refresh SQL as compiled SQL
-    (whatever state the warehouse was in at compile time) and the incremental branch beside it."""
+    (whatever state the warehouse was in at compile time) and the incremental branch beside it.
+    `raw_nodes`: their manifest entries by unique_id."""
     compiler: _IncrementalCompiler | None = None
     out = []
     for n in nodes:
-        if n.materialized == "incremental" and n.language == "sql" and n.raw_sql and _IS_INCREMENTAL.search(n.raw_sql):
+        if _tests_is_incremental(n):
             compiler = compiler or _IncrementalCompiler(cfg)
-            raw = manifest["nodes"][n.unique_id]
+            raw = raw_nodes[n.unique_id]
             full = compiler.render(raw, False)
             incr = compiler.render(raw, True)
             n = replace(n, compiled_sql=full or n.compiled_sql, incremental_sql=incr)
         out.append(n)
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class ManifestNodes:
+    """What lineage takes from the manifest: the nodes in DAG order and the project's setting."""
+
+    adapter_type: str
+    dialect: str
+    project_name: str
+    nodes: tuple[Node, ...]
+    incremental_raw: Mapping[str, Mapping[str, Any]]  # manifest entries of models testing is_incremental()
+
+
+def _nodes_of_manifest(manifest: Mapping[str, Any], cfg: ProjectConfig,
+                       catalog_json: Mapping[str, Any] | None) -> ManifestNodes:
+    adapter = manifest["metadata"].get("adapter_type")
+    if not adapter:
+        raise ManifestError(f"{cfg.manifest_path}: no adapter_type in metadata")
+    dialect = dialect_for_adapter(adapter)
+    nodes = nodes_in_dag_order(manifest, dialect, cfg.project_dir, catalog_json)
+    return ManifestNodes(
+        adapter_type=adapter,
+        dialect=dialect,
+        project_name=manifest["metadata"].get("project_name") or cfg.name,
+        nodes=nodes,
+        incremental_raw={n.unique_id: manifest["nodes"][n.unique_id] for n in nodes if _tests_is_incremental(n)},
+    )
+
+
+def _digest_key(cfg: ProjectConfig, scan: SourceScan) -> str | None:
+    """The key of the manifest digest: everything reading the manifest depends on (this tool's
+    version and engine, the manifest file, catalog.json, every source file); None when the
+    manifest is missing or older than a source file (it is then recompiled, not digested)."""
+    try:
+        st = os.stat(cfg.manifest_path)
+    except OSError:
+        return None
+    if scan.newest > st.st_mtime:
+        return None
+    parts = ["manifest-digest", tool_version(), str(cfg.project_dir), str(cfg.manifest_path),
+             [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev], file_stamp(cfg.catalog_path), scan.fingerprint]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _digest_payload(read: ManifestNodes, cfg: ProjectConfig, restored: Iterable[Path]) -> dict[str, Any]:
+    rules = name_rules(read.dialect)
+    seeds = [Path(n.original_file_path) for n in read.nodes if n.resource_type == "seed" and n.original_file_path]
+    files = [*restored, *(cfg.project_dir / p for p in seeds)]
+    return {
+        "adapter_type": read.adapter_type,
+        "dialect": read.dialect,
+        "project_name": read.project_name,
+        "name_rules": [rules.keeps_quoted_lower, rules.keeps_plain_lower],
+        "relations": {n.relation: list(relation_parts(n.relation, read.dialect)) for n in read.nodes},
+        "nodes": nodes_to_json(read.nodes),
+        "incremental_raw": dict(read.incremental_raw),
+        "files": [[str(p), file_stamp(p)] for p in files],
+    }
+
+
+def _nodes_of_digest(payload: Mapping[str, Any]) -> ManifestNodes:
+    """The `ManifestNodes` of a digest payload (KeyError/TypeError/ValueError when malformed);
+    hands its names to `sql` so that reading them needs no sqlglot."""
+    dialect = payload["dialect"]
+    quoted, plain = payload["name_rules"]
+    relations = {str(k): tuple(str(p) for p in v) for k, v in payload["relations"].items()}
+    read = ManifestNodes(
+        adapter_type=str(payload["adapter_type"]),
+        dialect=str(dialect),
+        project_name=str(payload["project_name"]),
+        nodes=nodes_from_json(payload["nodes"]),
+        incremental_raw=dict(payload["incremental_raw"]),
+    )
+    prime_names(NameRules(read.dialect, bool(quoted), bool(plain)), relations)
+    return read
+
+
+def read_manifest_nodes(cfg: ProjectConfig, *, compile: bool = True, catalog_json: Mapping[str, Any] | None = None,
+                        digest: ManifestDigest | None = None) -> ManifestNodes:
+    """The project's nodes from its manifest (compiled when needed, see `load_manifest`).
+
+    With `digest`, what was read from an unchanged manifest is kept in it, and taken from it
+    while the manifest, catalog.json, the source files, the compiled files whose SQL was filled
+    in, the seed files and this tool's version stay as they were."""
+    scan = scan_sources(cfg)
+    key = _digest_key(cfg, scan) if digest is not None and digest.enabled else None
+    if key is not None:
+        payload = digest.get(key)  # type: ignore[union-attr]
+        if payload is not None:
+            try:
+                return _nodes_of_digest(payload)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                log.debug("manifest digest: malformed (%s); reading the manifest", exc)
+    before = file_stamp(cfg.manifest_path)
+    restored: list[Path] = []
+    manifest = load_manifest(cfg, compile=compile, scan=scan, restored=restored)
+    read = _nodes_of_manifest(manifest, cfg, catalog_json)
+    if key is not None and before is not None and file_stamp(cfg.manifest_path) == before:
+        digest.put(key, _digest_payload(read, cfg, restored))  # type: ignore[union-attr]
+    return read
 
 
 def load_project(
@@ -908,7 +1063,8 @@ def load_project(
 ) -> ProjectLineage:
     """Lineage of every model of a dbt project, from its manifest (compiled when needed).
 
-    With `cache`, per-model results are kept under ``target/lineage_cache/`` (see `cache.py`).
+    With `cache`, per-model results are kept under ``target/lineage_cache/`` (see `cache.py`),
+    and so is a digest of the manifest (see `read_manifest_nodes`).
     With `upstream_of` (the project's nodes -> the unique_ids wanted), only those models and
     the models upstream of them are analysed (or read from the cache): their lineage is the
     same as in a full load; every node is still listed."""
@@ -916,26 +1072,24 @@ def load_project(
     lineage_cache = LineageCache.for_target(cfg.target_path) if cache else None
     if lineage_cache is not None:
         analyze = lineage_cache.wrap(analyze)
-    manifest = load_manifest(cfg, compile=compile)
-    adapter = manifest["metadata"].get("adapter_type")
-    if not adapter:
-        raise ManifestError(f"{cfg.manifest_path}: no adapter_type in metadata")
-    dialect = dialect_for_adapter(adapter)
     catalog_json = read_catalog_json(cfg.catalog_path)
-    nodes = nodes_in_dag_order(manifest, dialect, cfg.project_dir, catalog_json)
+    read = read_manifest_nodes(cfg, compile=compile, catalog_json=catalog_json,
+                               digest=ManifestDigest.for_target(cfg.target_path) if cache else None)
+    nodes = read.nodes
     only = upstream_closure(nodes, upstream_of(nodes)) if upstream_of is not None else None
     if incremental_branches:
+        raw = read.incremental_raw
         if only is None:
-            nodes = _with_incremental_branches(nodes, manifest, cfg)
+            nodes = _with_incremental_branches(nodes, raw, cfg)
         else:
             kept = dict(zip((n.unique_id for n in nodes if n.unique_id in only),
-                            _with_incremental_branches([n for n in nodes if n.unique_id in only], manifest, cfg)))
+                            _with_incremental_branches([n for n in nodes if n.unique_id in only], raw, cfg)))
             nodes = tuple(kept.get(n.unique_id, n) for n in nodes)
     result = analyze_project(
         nodes,
-        project_name=manifest["metadata"].get("project_name") or cfg.name,
-        adapter_type=adapter,
-        dialect=dialect,
+        project_name=read.project_name,
+        adapter_type=read.adapter_type,
+        dialect=read.dialect,
         catalog_json=catalog_json,
         time_budget=time_budget,
         manifest_path=str(cfg.manifest_path),

@@ -6,6 +6,12 @@
 * `parse_statement` parses one statement and turns parser errors into `errors.SqlError`,
 * `qualify_statement` qualifies tables and columns against a catalog (used by `lineage`).
 
+sqlglot is imported on first need: names in the forms dbt writes (`"db"."main"."t"`, plain
+lower-case columns) are read without it once the dialect's naming rules are known, and
+`NameRules` / `prime_names` let a caller hand over rules and relation names it has read
+before (the project layer keeps them in its manifest digest), so a run served by the cache
+does not import sqlglot at all.
+
 >>> normalize_relation('"Pipeline"."main"."Stg"', "duckdb")
 'pipeline.main.stg'
 >>> cat = Catalog("duckdb", {"main.users": ["ID", "name"]})
@@ -21,16 +27,17 @@ import difflib
 import functools
 import logging
 import re
-from collections.abc import Mapping, Sequence
-
-import sqlglot
-from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect, Dialects, NormalizationStrategy
-from sqlglot.errors import ParseError, SchemaError, SqlglotError, TokenError
-from sqlglot.optimizer.qualify import qualify
-from sqlglot.schema import MappingSchema
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import DialectError, SqlError
+
+if TYPE_CHECKING:  # imported where used: see the module docstring
+    from sqlglot import exp
+    from sqlglot.dialects.dialect import Dialect
+    from sqlglot.schema import MappingSchema
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +47,13 @@ _PAD = "__lineage_tools_unnamed__"
 
 ColumnSpec = Sequence[str] | Mapping[str, str | None]
 
-_KNOWN_DIALECTS = frozenset(d.value for d in Dialects if d.value)
+
+
+@functools.lru_cache(maxsize=1)
+def _known_dialects() -> frozenset[str]:
+    from sqlglot.dialects.dialect import Dialects
+
+    return frozenset(d.value for d in Dialects if d.value)
 
 
 def check_dialect(name: str) -> str:
@@ -50,9 +63,9 @@ def check_dialect(name: str) -> str:
     'duckdb'
     """
     key = (name or "").strip().lower()
-    if key in _KNOWN_DIALECTS:
+    if key in _RULES or key in _known_dialects():
         return key
-    known = sorted(_KNOWN_DIALECTS)
+    known = sorted(_known_dialects())
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
     hint = f" (did you mean: {', '.join(close)}?)" if close else f" (known: {', '.join(known)})"
     raise DialectError(f"unknown SQL dialect {name!r}{hint}")
@@ -60,10 +73,21 @@ def check_dialect(name: str) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _dialect(dialect: str) -> Dialect:
+    from sqlglot.dialects.dialect import Dialect
+
     return Dialect.get_or_raise(check_dialect(dialect))
 
 
+def _is_table(value: object) -> bool:
+    """True for a sqlglot Table (without importing sqlglot: no Table exists before it is)."""
+    module = sys.modules.get("sqlglot.expressions")
+    return module is not None and isinstance(value, module.Table)
+
+
 def _table(name: str | exp.Table, dialect: str) -> exp.Table:
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
     if isinstance(name, exp.Table):
         return name
     try:
@@ -86,11 +110,20 @@ def relation_parts(name: str | exp.Table, dialect: str) -> tuple[str, ...]:
     return _relation_parts(name, dialect)
 
 
-@functools.lru_cache(maxsize=16384)
+# Relation names read before (`prime_names`): (name, dialect) -> parts, as sqlglot read them.
+_KNOWN_PARTS: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
 def _relation_parts_of_text(name: str, dialect: str) -> tuple[str, ...]:
+    known = _KNOWN_PARTS.get((name, dialect))
+    return known if known is not None else _relation_parts_of_new_text(name, dialect)
+
+
+@functools.lru_cache(maxsize=16384)
+def _relation_parts_of_new_text(name: str, dialect: str) -> tuple[str, ...]:
     # fast path for what dbt writes (`"db"."main"."stg_users"`): lower-case quoted parts that
     # the dialect's default rules keep as they are; anything else is parsed by sqlglot
-    if _keeps_quoted_lower(dialect):
+    if name_rules(dialect).keeps_quoted_lower:
         parts = name.split(".")
         if 1 <= len(parts) <= 3 and all(_QUOTED_LOWER.fullmatch(p) for p in parts):
             return tuple(p[1:-1] for p in parts)
@@ -98,19 +131,68 @@ def _relation_parts_of_text(name: str, dialect: str) -> tuple[str, ...]:
 
 
 _QUOTED_LOWER = re.compile(r'"[a-z_][a-z0-9_]*"')
+_PLAIN_LOWER = re.compile(r"[a-z_][a-z0-9_]*")
 
 
-@functools.lru_cache(maxsize=64)
-def _keeps_quoted_lower(dialect: str) -> bool:
-    dia = _dialect(dialect)
-    return (
-        '"' in dia.tokenizer_class.IDENTIFIERS
-        and type(dia).normalize_identifier is Dialect.normalize_identifier
-        and dia.normalization_strategy is not NormalizationStrategy.CASE_INSENSITIVE_UPPERCASE
-    )
+@dataclass(frozen=True)
+class NameRules:
+    """What reading names in a dialect needs from sqlglot, as plain facts (JSON-ready).
+
+    `keeps_quoted_lower`: `"abc"` is an identifier that the dialect keeps as it is;
+    `keeps_plain_lower`: an unquoted lower-case name (`abc_1`) is kept as it is.
+    """
+
+    dialect: str
+    keeps_quoted_lower: bool
+    keeps_plain_lower: bool
+
+
+# A dialect's rules, computed with sqlglot or handed over by `prime_names`.
+_RULES: dict[str, NameRules] = {}
+
+
+def name_rules(dialect: str) -> NameRules:
+    """The naming rules of a (valid) dialect; sqlglot is imported unless they were primed.
+
+    >>> name_rules("duckdb")
+    NameRules(dialect='duckdb', keeps_quoted_lower=True, keeps_plain_lower=True)
+    >>> name_rules("snowflake").keeps_plain_lower
+    False
+    """
+    rules = _RULES.get(dialect)
+    if rules is None:
+        from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
+
+        dia = _dialect(dialect)
+        default = type(dia).normalize_identifier is Dialect.normalize_identifier
+        strategy = dia.normalization_strategy
+        rules = _RULES[dialect] = NameRules(
+            dialect=dialect,
+            keeps_quoted_lower='"' in dia.tokenizer_class.IDENTIFIERS and default
+            and strategy is not NormalizationStrategy.CASE_INSENSITIVE_UPPERCASE,
+            keeps_plain_lower=default and strategy not in (
+                NormalizationStrategy.UPPERCASE, NormalizationStrategy.CASE_INSENSITIVE_UPPERCASE),
+        )
+    return rules
+
+
+def prime_names(rules: NameRules, relations: Mapping[str, Iterable[str]] = {}) -> None:  # noqa: B006
+    """Hand over a dialect's naming rules and relation names already read (name -> parts),
+    both as `name_rules` and `relation_parts` gave them with the same sqlglot: later lookups of
+    these need no sqlglot. The caller vouches for them (e.g. a digest keyed on sqlglot's version).
+
+    >>> prime_names(NameRules("duckdb", True, True), {"db.main.t": ("db", "main", "t")})
+    >>> relation_parts("db.main.t", "duckdb")
+    ('db', 'main', 't')
+    """
+    _RULES.setdefault(rules.dialect, rules)
+    for name, parts in relations.items():
+        _KNOWN_PARTS[(name, rules.dialect)] = tuple(parts)
 
 
 def _relation_parts(name: str | exp.Table, dialect: str) -> tuple[str, ...]:
+    from sqlglot import exp
+
     dia = _dialect(dialect)
     table = _table(name, dialect)
     parts = []
@@ -143,6 +225,8 @@ def relation_name(parts: tuple[str, ...], dialect: str) -> str:
     >>> relation_name(("main", "Users"), "postgres")
     'main."Users"'
     """
+    from sqlglot import exp
+
     dia = _dialect(dialect)
     rendered = []
     for part in parts:
@@ -169,6 +253,11 @@ def normalize_column(name: str, dialect: str) -> str:
     >>> normalize_column("Country", "postgres"), normalize_column('"Country"', "postgres")
     ('country', 'Country')
     """
+    if _PLAIN_LOWER.fullmatch(name) and name_rules(dialect).keeps_plain_lower:
+        return name  # what the branch below gives such a name, without sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
     dia = _dialect(dialect)
     ident: exp.Identifier | None = None
     if name[:1] in dia.tokenizer_class.IDENTIFIERS:
@@ -207,7 +296,7 @@ class Catalog:
 
     @property
     def schema(self) -> MappingSchema:
-        """The sqlglot schema (for qualification)."""
+        """The sqlglot schema (for qualification); building it imports sqlglot."""
         if self._schema is None:
             self._rebuild()
         return self._schema
@@ -232,6 +321,9 @@ class Catalog:
                 cache.clear()
 
     def _add_to_schema(self, parts: tuple[str, ...], cols: tuple[tuple[str, str | None], ...]) -> None:
+        from sqlglot import exp
+        from sqlglot.errors import SchemaError
+
         padded = (_PAD,) * (self._depth - len(parts)) + parts
         table = exp.Table(
             this=exp.to_identifier(padded[-1], quoted=True),
@@ -247,12 +339,14 @@ class Catalog:
             raise SqlError(f"cannot register {'.'.join(parts)}: {err}") from err
 
     def _rebuild(self) -> None:
+        from sqlglot.schema import MappingSchema
+
         self._schema = MappingSchema(dialect=self.dialect, normalize=True)
         for parts, cols in self._tables.items():
             self._add_to_schema(parts, cols)
 
     def _resolve_parts(self, relation: str | exp.Table | Sequence[str]) -> tuple[str, ...] | None:
-        if isinstance(relation, (str, exp.Table)):
+        if isinstance(relation, str) or _is_table(relation):
             parts = relation_parts(relation, self.dialect)
         else:
             parts = tuple(relation)
@@ -278,7 +372,7 @@ class Catalog:
         return None if parts is None else tuple(c for c, _ in self._tables[parts])
 
     def __contains__(self, relation: object) -> bool:
-        if not isinstance(relation, (str, exp.Table)):
+        if not (isinstance(relation, str) or _is_table(relation)):
             return False
         try:
             return self.resolve(relation) is not None
@@ -308,6 +402,10 @@ def parse_statement(sql: str, dialect: str) -> exp.Expr:
     >>> parse_statement("select 1 as x;", "duckdb").sql()
     'SELECT 1 AS x'
     """
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError, TokenError
+
     dialect = check_dialect(dialect)
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
@@ -342,6 +440,9 @@ def qualify_statement(
     REPLACE), USING joins and lateral column aliases. Columns the catalog does not know are
     left as written (the caller reports them). `columns=False` qualifies tables only, the
     fallback when sqlglot cannot qualify columns. Raises `SqlError` if qualification fails."""
+    from sqlglot.errors import SqlglotError
+    from sqlglot.optimizer.qualify import qualify
+
     try:
         return qualify(
             expression,
@@ -362,12 +463,18 @@ def qualify_statement(
 # --------------------------------------------------------------------------------------------
 # Translating between dialects (verify runs other engines' SQL in DuckDB)
 
-#: Functions whose result is a list: `reverse` of one is DuckDB's `list_reverse`.
-_LIST_FUNCS = (exp.Array, exp.ArrayAgg, exp.ArrayConcat, exp.ArrayDistinct, exp.ArrayFilter, exp.ArraySlice,
-               exp.ArraySort, exp.ArrayUniqueAgg, exp.Flatten, exp.RegexpExtractAll, exp.Split)
+@functools.lru_cache(maxsize=1)
+def _list_funcs() -> tuple[type, ...]:
+    """Functions whose result is a list: `reverse` of one is DuckDB's `list_reverse`."""
+    from sqlglot import exp
+
+    return (exp.Array, exp.ArrayAgg, exp.ArrayConcat, exp.ArrayDistinct, exp.ArrayFilter, exp.ArraySlice,
+            exp.ArraySort, exp.ArrayUniqueAgg, exp.Flatten, exp.RegexpExtractAll, exp.Split)
 
 
 def _int_literal(node: exp.Expr | None) -> int | None:
+    from sqlglot import exp
+
     return int(node.name) if isinstance(node, exp.Literal) and not node.is_string and node.name.isdigit() else None
 
 
@@ -377,6 +484,8 @@ def _to_duckdb(node: exp.Expr) -> exp.Expr:
     decimal text, at most 16 hex digits: NULL on overflow where Spark saturates) ->
     ``CAST(TRY_CAST('0x' || x AS UBIGINT) AS TEXT)``; ``reverse`` of a list -> ``list_reverse``.
     Other ``conv`` bases stay as written (DuckDB then names ``conv`` as unknown)."""
+    from sqlglot import exp
+
     name = node.name.lower() if isinstance(node, exp.Anonymous) else ""
     args = node.expressions if isinstance(node, exp.Anonymous) else []
     if name == "pmod" and len(args) == 2:
@@ -387,7 +496,7 @@ def _to_duckdb(node: exp.Expr) -> exp.Expr:
         hex_text = exp.DPipe(this=exp.Literal.string("0x"), expression=args[0])
         number = exp.TryCast(this=hex_text, to=exp.DataType.build("UBIGINT", dialect="duckdb"))
         return exp.cast(number, exp.DataType.build("TEXT"))
-    if isinstance(node, exp.Reverse) and (isinstance(node.this, _LIST_FUNCS) or node.this.is_type(exp.DataType.Type.ARRAY)):
+    if isinstance(node, exp.Reverse) and (isinstance(node.this, _list_funcs()) or node.this.is_type(exp.DataType.Type.ARRAY)):
         return exp.Anonymous(this="LIST_REVERSE", expressions=[node.this])
     return node
 
@@ -400,6 +509,8 @@ def transpile(sql: str, read: str, write: str) -> str:
     >>> transpile("select pmod(a, 7) as b, collect_set(c) as s from t", "spark", "duckdb")
     'SELECT (((a % 7) + 7) % 7) AS b, LIST(DISTINCT c) FILTER(WHERE NOT c IS NULL) AS s FROM t'
     """
+    from sqlglot.errors import SqlglotError
+
     expression = parse_statement(sql, check_dialect(read))
     write = check_dialect(write)
     if write == "duckdb" and read in ("spark", "spark2", "hive", "databricks"):

@@ -25,11 +25,15 @@ import lineage_tools  # noqa: E402
 from lineage_tools import project  # noqa: E402
 from lineage_tools.cache import (  # noqa: E402
     CACHE_DIRNAME,
+    DIGEST_NAME,
     FORMAT,
     LineageCache,
     codec_is_complete,
     lineage_from_json,
     lineage_to_json,
+    node_codec_is_complete,
+    nodes_from_json,
+    nodes_to_json,
 )
 from lineage_tools.records import (  # noqa: E402
     ColumnEdge,
@@ -284,3 +288,145 @@ def test_compile_select_leaves_a_usable_manifest_until_a_macro_changes(synth_cop
     os.utime(synth_copy / "target" / "manifest.json")  # the manifest itself looks fresh
     with pytest.raises(ManifestError, match="no compiled SQL"):
         run(synth_copy)
+
+
+# --------------------------------------------------------------------------------------------
+# the manifest digest: a warm run does not read the manifest again, until something changed
+
+
+def load(root: Path, **kwargs):
+    """`load_project` as the CLI runs it (lineage cache and manifest digest on)."""
+    return project.load_project(root, compile=False, **kwargs)
+
+
+def reads_of_manifest(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Counts the manifest reads of `project` (the real function still runs)."""
+    calls: list[Path] = []
+    real = project.read_manifest
+    monkeypatch.setattr(project, "read_manifest", lambda path: calls.append(path) or real(path))
+    return calls
+
+
+def assert_same_as_without_cache(root: Path) -> None:
+    """The cached load (digest and entries) gives what a load from scratch gives."""
+    warm = load(root)
+    fresh = load(root, cache=False)
+    assert warm.nodes == fresh.nodes
+    assert [repr(n) for n in warm.nodes] == [repr(n) for n in fresh.nodes]  # the cache key hashes repr
+    assert [m.lineage for m in warm.models] == [m.lineage for m in fresh.models]
+    assert (warm.dialect, warm.adapter_type, warm.project_name) == (fresh.dialect, fresh.adapter_type,
+                                                                    fresh.project_name)
+
+
+@pytest.mark.dbt
+def test_node_codec_round_trips_the_nodes_of_a_real_manifest(synthetic: Path) -> None:
+    nodes = project.load_project(synthetic, compile=False, cache=False).nodes
+    assert nodes_from_json(json.loads(json.dumps(nodes_to_json(nodes)))) == nodes
+    assert node_codec_is_complete()
+
+
+@pytest.mark.dbt
+def test_a_warm_run_takes_the_nodes_from_the_digest(synth_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = reads_of_manifest(monkeypatch)
+    cold = load(synth_copy)
+    assert len(reads) == 1 and (synth_copy / "target" / CACHE_DIRNAME / DIGEST_NAME).is_file()
+    warm = load(synth_copy)
+    assert len(reads) == 1  # not read again
+    assert warm.nodes == cold.nodes and [m.lineage for m in warm.models] == [m.lineage for m in cold.models]
+
+
+@pytest.mark.dbt
+def test_a_recompiled_manifest_is_never_served_from_a_stale_digest(synth_copy: Path) -> None:
+    load(synth_copy)
+    children = children_of(synth_copy)
+    name = next(n for n in sorted(children) if n.startswith("int_") and len(children[n]) >= 2)
+    path = model_file(synth_copy, name)
+    path.write_text(path.read_text().replace("select * from final", "select *, 1 as added_column from final"))
+    from lineage_tools.errors import ManifestError
+
+    with pytest.raises(ManifestError, match="newer than"):  # the digest does not hide a stale manifest
+        load(synth_copy)
+    run_dbt(synth_copy, "compile", "--quiet", "--select", name)
+    pl = load(synth_copy)
+    assert "added_column" in next(m for m in pl.models if m.node.name == name).lineage.columns
+    assert "added_column" in next(n for n in pl.nodes if n.name == name).compiled_sql
+    assert_same_as_without_cache(synth_copy)
+    # a full compile after `compile --select`: the restored SQL now comes from the manifest
+    run_dbt(synth_copy, "compile", "--quiet")
+    assert_same_as_without_cache(synth_copy)
+
+
+@pytest.mark.dbt
+def test_the_digest_is_read_again_when_an_ingredient_changes(synth_copy: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = reads_of_manifest(monkeypatch)
+    load(synth_copy)
+    load(synth_copy)
+    assert len(reads) == 1
+    manifest = synth_copy / "target" / "manifest.json"
+
+    manifest.write_text(manifest.read_text())  # rewritten (same content, new mtime)
+    load(synth_copy)
+    assert len(reads) == 2
+
+    monkeypatch.setattr(lineage_tools, "__version__", lineage_tools.__version__ + ".post1")  # an upgrade
+    load(synth_copy)
+    assert len(reads) == 3
+    load(synth_copy)
+    assert len(reads) == 3
+
+    (synth_copy / "target" / "catalog.json").write_text(json.dumps({"nodes": {}, "sources": {}}))
+    load(synth_copy)
+    assert len(reads) == 4
+
+    macro = synth_copy / "macros" / "provenance.sql"  # a source file changed: stale, recompiled
+    macro.write_text(macro.read_text() + "\n")
+    run_dbt(synth_copy, "compile", "--quiet")
+    load(synth_copy)
+    assert len(reads) == 5
+
+    digest = synth_copy / "target" / CACHE_DIRNAME / DIGEST_NAME
+    digest.write_text(digest.read_text()[:1000])  # corrupt: a miss, rewritten
+    load(synth_copy)
+    load(synth_copy)
+    assert len(reads) == 6
+    assert_same_as_without_cache(synth_copy)
+
+
+@pytest.mark.dbt
+def test_compiled_sql_changed_behind_the_manifest_is_seen(synth_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `dbt compile --select` leaves the other models' SQL in target/compiled; the digest keeps
+    # what was restored from there, and notices when one of those files is written again.
+    name = sorted(p.stem for p in (synth_copy / "models" / "intermediate").glob("*.sql"))[0]
+    path = model_file(synth_copy, name)
+    path.write_text(path.read_text() + "\n-- edited\n")
+    run_dbt(synth_copy, "compile", "--quiet", "--select", name)
+    reads = reads_of_manifest(monkeypatch)
+    load(synth_copy)
+    other = next(p for p in (synth_copy / "target" / "compiled").rglob("*.sql")
+                 if p.stem.startswith("int_") and p.stem != name)
+    other.write_text(other.read_text().replace("select * from final", "select *, 2 as behind from final"))
+    pl = load(synth_copy)
+    assert len(reads) == 2
+    assert "behind" in next(m for m in pl.models if m.node.name == other.stem).lineage.columns
+    assert_same_as_without_cache(synth_copy)
+
+
+@pytest.mark.dbt
+def test_a_warm_subset_run_imports_neither_dbt_nor_sqlglot(synth_copy: Path) -> None:
+    script = textwrap.dedent(f"""
+        import sys
+        from lineage_tools import project
+        from lineage_tools.graph import node_ids_named
+        pl = project.load_project({str(synth_copy)!r}, upstream_of=lambda nodes: node_ids_named(nodes, "int_1"))
+        print(len(pl.models), "sqlglot" in sys.modules, any(m == "dbt" or m.startswith("dbt.") for m in sys.modules))
+    """)
+    env = dict(os.environ, DO_NOT_TRACK="1")
+    names_ = {p.stem for p in (synth_copy / "models").rglob("int_*.sql")}
+    script = script.replace('"int_1"', repr(sorted(names_)[-1]))
+    cold = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    warm = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    n = cold.stdout.split()[0]
+    assert int(n) > 1
+    assert cold.stdout.split() == [n, "True", "False"], cold.stderr  # the first run analyses: sqlglot
+    assert warm.stdout.split() == [n, "False", "False"], warm.stderr
