@@ -27,8 +27,10 @@ so N columns x M filters are never stored as N x M edges.
 from __future__ import annotations
 
 import difflib
+import gc
 import logging
 from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .errors import UnknownNodeError
@@ -371,6 +373,22 @@ def node_ids_named(nodes: Iterable[Node], spec: str) -> tuple[str, ...]:
         return ()
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a large structure without cycles is built
+    (the graph, the export document): every collection in the middle would scan all that is
+    alive again, for nothing to free. Left alone if the caller turned it off."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def build_graph(project: ProjectLineage) -> LineageGraph:
     """The cross-model graph of a project's lineage."""
-    return LineageGraph(project)
+    with paused_gc():
+        return LineageGraph(project)

@@ -168,6 +168,9 @@ def _classify(cls: type) -> str:
 _CODES: dict[type, str] = {}
 
 
+_UNSEEN = object()  # a memo's "not computed yet" (None is a result)
+
+
 def _line(node: exp.Expr | None) -> int | None:
     """The first 1-based line sqlglot recorded for a node or one of its descendants."""
     if node is None:
@@ -175,9 +178,10 @@ def _line(node: exp.Expr | None) -> int | None:
     best = None
     for sub in node.walk():
         meta = sub._meta  # noqa: SLF001 - reading `.meta` would create an empty dict
-        line = meta.get("line") if meta else None
-        if line is not None and (best is None or line < best):
-            best = line
+        if meta:
+            line = meta.get("line")
+            if line is not None and (best is None or line < best):
+                best = line
     return best
 
 
@@ -292,6 +296,7 @@ class _Walker:
         # DuckDB's COLUMNS(...) can only be there if the text says so: skip the search otherwise
         self.maybe_columns = "columns" in sql.lower()
         self.definition_lines: dict[tuple[int, str], int | None] = {}
+        self.select_sources: dict[tuple[int, str], object] = {}  # (SELECT, table) -> source
         self.select_index: dict[int, dict[str, exp.Expr]] = {}
         self.catalog = catalog
         self.deadline = deadline
@@ -494,11 +499,13 @@ class _Walker:
         if scope is self.root:
             self.progress = (names, cols, st)
         outer_reads, st.reads = st.reads, set()  # to tell what subqueries in values read
+        timed = self.deadline is not None
         for projection in sel.expressions:
-            self.check_time()
-            if isinstance(projection, exp.Star) or (
+            if timed:
+                self.check_time()
+            if type(projection) is not exp.Alias and (isinstance(projection, exp.Star) or (
                 isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
-            ):
+            )):
                 star = True
                 self.reason(ReasonCode.UNEXPANDED_STAR,
                             f"cannot expand {projection.sql(self.dialect)}: columns unknown",
@@ -518,8 +525,10 @@ class _Walker:
                 self.reason(ReasonCode.UNSUPPORTED, f"{columns_expr.sql(self.dialect)} picks "
                             "columns at run time: not traced", _line(projection))
                 continue
-            col = _Col()
-            self.walk(projection, Subtype.IDENTITY, False, col, st, field_level=True)
+            col = self.passed_through(projection, st)
+            if col is None:
+                col = _Col()
+                self.walk(projection, Subtype.IDENTITY, False, col, st, field_level=True)
             names.append(projection.alias_or_name)
             cols.append(col)
             projected.append((projection, col))
@@ -589,6 +598,39 @@ class _Walker:
             reads=st.reads | feeding, values=st.values, limited=limited, star=star,
             star_source=(star_sources[0],) if len(star_sources) == 1 and star_sources[0] else (),
         )
+
+    def passed_through(self, projection: exp.Expr, st: _State) -> _Col | None:
+        """The column of a projection `source.column [AS name]` that reads a column of the
+        scope's own source unchanged, as `walk` would build it but without walking: the
+        source's own `_Col` (shared, not copied) for a CTE or derived table, one IDENTITY
+        input for a base table. None for anything else (then `walk` does it)."""
+        bare = projection.this if type(projection) is exp.Alias else projection
+        if type(bare) is not exp.Column or st.default_source is not None:
+            return None
+        args = bare.args
+        table, this = args.get("table"), args.get("this")
+        if type(table) is not exp.Identifier or type(this) is not exp.Identifier \
+                or args.get("db") is not None:
+            return None
+        table_name, name = table.this, this.this
+        if not table_name or not isinstance(table_name, str) or not isinstance(name, str):
+            return None
+        source = st.scope.sources.get(table_name)
+        if isinstance(source, Scope):
+            child = self.lineage(source)
+            idx = child.by_name.get(name)
+            return child.cols[idx] if idx is not None else None
+        if not isinstance(source, exp.Table) or source.args.get("pivots"):
+            return None
+        rel = self.relation(source)
+        if rel is None:
+            return None
+        known = self.known_columns(rel)
+        if known is not None and name not in known:
+            return None
+        col = _Col()
+        col.direct[ColumnRef(rel, name)] = (Subtype.IDENTITY, False)
+        return col
 
     def set_operation(self, scope: Scope) -> _ScopeLineage:
         setop: exp.SetOperation = scope.expression
@@ -1494,16 +1536,21 @@ def _analyze(sql: str, dialect: str, catalog: Catalog, opaque_ctes: Mapping[str,
     names = list(result.names)
     if prepared.target_columns and len(prepared.target_columns) == len(names):
         names = list(prepared.target_columns)
-    edges: set[ColumnEdge] = set()
+    # each edge once, keyed by the tuple it sorts by (target, dataset-wide ones first, source,
+    # subtype, masking) without ColumnRef's and ColumnEdge's Python-level hashing and ordering
+    found: dict[tuple, tuple[str | None, ColumnRef, Subtype, bool]] = {}
     for name, col in zip(names, result.cols):
+        head = (name or "", name is not None)
         for ref, (sub, masking) in col.direct.items():
-            edges.add(ColumnEdge(name, ref, sub, masking))
+            found[(*head, ref.relation, ref.column, sub.value, masking)] = (name, ref, sub, masking)
         for (ref, sub), masking in col.indirect.items():
-            edges.add(ColumnEdge(name, ref, sub, masking))
+            found[(*head, ref.relation, ref.column, sub.value, masking)] = (name, ref, sub, masking)
     for ref, sub in result.dataset:
-        edges.add(ColumnEdge(None, ref, sub))
+        found[("", False, ref.relation, ref.column, sub.value, False)] = (None, ref, sub, False)
     for ref in result.sort:
-        edges.add(ColumnEdge(None, ref, Subtype.SORT))
+        found[("", False, ref.relation, ref.column, Subtype.SORT.value, False)] = (
+            None, ref, Subtype.SORT, False)
+    edges = [ColumnEdge(*found[key]) for key in sorted(found)]
 
     seen: set[str] = set()
     for name in names:
@@ -1517,7 +1564,7 @@ def _analyze(sql: str, dialect: str, catalog: Catalog, opaque_ctes: Mapping[str,
     status = Status.PARTIAL if any(r.code in _PARTIAL_CODES for r in reasons) else Status.FULL
     return StatementLineage(
         columns=tuple(names),
-        edges=tuple(sorted(edges, key=_edge_key)),
+        edges=tuple(edges),
         row_influences=tuple(sorted(result.rows)),
         status=status,
         reasons=tuple(reasons),
@@ -1542,11 +1589,6 @@ def _output_names(selects: list[exp.Expr]) -> list[str]:
         elif "*" not in names:
             names.append("*")
     return names
-
-
-def _edge_key(edge: ColumnEdge) -> tuple:
-    return (edge.target or "", edge.target is not None, edge.source, edge.subtype.value,
-            edge.masking)
 
 
 def _column_lines(selects: list[exp.Expr], star_lines: list[int | None], count: int,
@@ -1581,14 +1623,21 @@ def _definition_line(projection: exp.Expr, walker: _Walker, depth: int = 0) -> i
     column = projection.this if isinstance(projection, exp.Alias) else projection
     if not isinstance(column, exp.Column) or depth > 50:
         return None
-    select = projection.parent_select
-    scope = walker.by_expression.get(id(select)) if select is not None else None
-    source = scope.sources.get(column.table) if scope is not None else None
+    parent = projection.parent  # a select item's parent is its SELECT: skip the search
+    select = parent if type(parent) is exp.Select else projection.parent_select
+    table = column.table
+    where = (id(select), table)
+    source = walker.select_sources.get(where, _UNSEEN)
+    if source is _UNSEEN:
+        scope = walker.by_expression.get(id(select)) if select is not None else None
+        source = walker.select_sources[where] = (
+            scope.sources.get(table) if scope is not None else None)
     if not isinstance(source, Scope):
         return None
     key = (id(source), column.name)
-    if key in walker.definition_lines:
-        return walker.definition_lines[key]
+    line = walker.definition_lines.get(key, _UNSEEN)
+    if line is not _UNSEEN:
+        return line
     index = walker.select_index.get(id(source))
     if index is None:
         query = source.expression

@@ -22,7 +22,7 @@ from collections import Counter
 from operator import attrgetter
 from typing import Any
 
-from ..graph import DATASET, LineageGraph
+from ..graph import DATASET, LineageGraph, paused_gc
 from ..records import ColumnRef, EdgeType, GraphEdge, Node, Reason, Subtype
 
 FORMAT = "lineage-tools.graph"
@@ -152,4 +152,5 @@ def render(graph: LineageGraph) -> str:
     slower and holding every chunk of the text at once (about 700 MiB more at 5,000 models);
     pipe through ``python -m json.tool`` or ``jq .`` to read it indented.
     """
-    return json.dumps(to_dict(graph), ensure_ascii=False, separators=(",", ":")) + "\n"
+    with paused_gc():
+        return json.dumps(to_dict(graph), ensure_ascii=False, separators=(",", ":")) + "\n"
