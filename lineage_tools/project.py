@@ -61,7 +61,6 @@ from .sql import (
     NameRules,
     check_dialect,
     name_rules,
-    normalize_relation,
     prime_names,
     relation_name,
     relation_parts,
@@ -460,13 +459,19 @@ def dialect_for_adapter(adapter_type: str) -> str:
 
 
 def _relation(raw: Mapping[str, Any], dialect: str) -> str:
+    return relation_name(_relation_parts(raw, dialect), dialect)
+
+
+def _relation_parts(raw: Mapping[str, Any], dialect: str) -> tuple[str, ...]:
+    """The normalized parts of a node's relation (`_relation` joins them; `sql.relation_parts`
+    reads that name back as these parts)."""
     rel = raw.get("relation_name")
     if rel:
-        return normalize_relation(rel, dialect)
+        return relation_parts(rel, dialect)
     # Ephemeral models have no relation: give them a name of their own, so that lineage goes
     # through them as nodes.
     parts = [p for p in (raw.get("database"), raw.get("schema"), raw.get("alias") or raw.get("name")) if p]
-    return relation_name(tuple(str(p).lower() for p in parts), dialect)
+    return tuple(str(p).lower() for p in parts)
 
 
 def _seed_columns(raw: Mapping[str, Any], project_dir: Path) -> tuple[tuple[str, str | None], ...]:
@@ -957,6 +962,7 @@ class ManifestNodes:
     project_name: str
     nodes: tuple[Node, ...]
     incremental_raw: Mapping[str, Mapping[str, Any]]  # manifest entries of models testing is_incremental()
+    relation_parts: Mapping[str, tuple[str, ...]]  # each node's relation -> its normalized parts
 
 
 def _nodes_of_manifest(manifest: Mapping[str, Any], cfg: ProjectConfig,
@@ -966,12 +972,16 @@ def _nodes_of_manifest(manifest: Mapping[str, Any], cfg: ProjectConfig,
         raise ManifestError(f"{cfg.manifest_path}: no adapter_type in metadata")
     dialect = dialect_for_adapter(adapter)
     nodes = nodes_in_dag_order(manifest, dialect, cfg.project_dir, catalog_json)
+    raw = {**manifest.get("sources", {}), **manifest.get("nodes", {})}
+    parts = {n.relation: _relation_parts(raw[n.unique_id], dialect) for n in nodes}
+    prime_names(name_rules(dialect), parts)  # the catalog reads these names again: no parsing
     return ManifestNodes(
         adapter_type=adapter,
         dialect=dialect,
         project_name=manifest["metadata"].get("project_name") or cfg.name,
         nodes=nodes,
         incremental_raw={n.unique_id: manifest["nodes"][n.unique_id] for n in nodes if _tests_is_incremental(n)},
+        relation_parts=parts,
     )
 
 
@@ -999,7 +1009,7 @@ def _digest_payload(read: ManifestNodes, cfg: ProjectConfig, restored: Iterable[
         "dialect": read.dialect,
         "project_name": read.project_name,
         "name_rules": [rules.keeps_quoted_lower, rules.keeps_plain_lower],
-        "relations": {n.relation: list(relation_parts(n.relation, read.dialect)) for n in read.nodes},
+        "relations": {k: list(v) for k, v in read.relation_parts.items()},
         "nodes": nodes_to_json(read.nodes),
         "incremental_raw": dict(read.incremental_raw),
         "files": [[str(p), file_stamp(p)] for p in files],
@@ -1018,6 +1028,7 @@ def _nodes_of_digest(payload: Mapping[str, Any]) -> ManifestNodes:
         project_name=str(payload["project_name"]),
         nodes=nodes_from_json(payload["nodes"]),
         incremental_raw=dict(payload["incremental_raw"]),
+        relation_parts=relations,
     )
     prime_names(NameRules(read.dialect, bool(quoted), bool(plain)), relations)
     return read

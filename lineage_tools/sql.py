@@ -228,8 +228,12 @@ def relation_name(parts: tuple[str, ...], dialect: str) -> str:
     from sqlglot import exp
 
     dia = _dialect(dialect)
+    plain_kept = name_rules(dialect).keeps_plain_lower
     rendered = []
     for part in parts:
+        if plain_kept and _PLAIN_LOWER.fullmatch(part) and part.upper() not in dia.tokenizer_class.KEYWORDS:
+            rendered.append(part)  # what the test below gives such a part, without building identifiers
+            continue
         bare = exp.to_identifier(part)
         if (
             not bare.quoted

@@ -61,3 +61,30 @@ def test_check_select_on_a_subset_reports_what_the_full_check_reports(compiled_p
     assert res.returncode in (0, 1), res.stderr
     assert json.loads(res.stdout) == json.loads(expected)
     assert json.loads(res.stdout)["models_checked"] == 2
+
+
+def test_relation_names_handed_to_sql_are_what_the_parser_reads(compiled_pipeline: Path):
+    # project hands each node's relation parts to sql (no parsing later); they must be what
+    # sqlglot's parser gives for the name
+    from lineage_tools import sql
+    from lineage_tools.project import project_config, read_manifest_nodes
+
+    read = read_manifest_nodes(project_config(compiled_pipeline, compiled_pipeline), compile=False)
+    assert read.relation_parts and set(read.relation_parts) == {n.relation for n in read.nodes}
+    for name, parts in read.relation_parts.items():
+        assert sql._relation_parts(name, read.dialect) == parts, name
+        assert sql.relation_name(parts, read.dialect) == name
+
+
+def test_a_warm_trace_gives_the_same_output_from_the_digest(compiled_pipeline: Path, full, tmp_path: Path):
+    import shutil
+
+    project = tmp_path / "pipeline"
+    shutil.copytree(compiled_pipeline, project, ignore=shutil.ignore_patterns("lineage_cache", "*.duckdb"))
+    args = ("trace", "training_examples.source_ids", "--project-dir", str(project), "--profiles-dir", str(project))
+    first = run_cli(*args, cwd=project)
+    assert (project / "target" / "lineage_cache").is_dir()
+    second = run_cli(*args, cwd=project)
+    assert first.returncode == second.returncode == 0, second.stderr
+    assert first.stdout == second.stdout and len(first.stdout.splitlines()) > 3
+    assert "0 analysed" in second.stderr
