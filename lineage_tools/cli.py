@@ -355,8 +355,15 @@ def check_command(
 
         graph = build_graph(load_project(env.project_dir, env.profiles_dir, env.target,
                                          upstream_of=lambda nodes: select_models(nodes, " ".join(select))))
-    else:
-        graph = load_graph(env)
+    else:  # a usable manifest is read once; else load_graph compiles it (dbt in a child process)
+        from .errors import ManifestError
+        from .graph import build_graph
+        from .project import load_project
+
+        try:
+            graph = build_graph(load_project(env.project_dir, env.profiles_dir, env.target, compile=False))
+        except ManifestError:
+            graph = load_graph(env)
 
     chosen = select_models(graph.project.nodes, " ".join(select) if select else None)
     result = check(graph, chosen)
