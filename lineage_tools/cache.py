@@ -111,22 +111,16 @@ def lineage_to_json(sl: StatementLineage) -> dict[str, Any]:
 
 def lineage_from_json(data: Mapping[str, Any]) -> StatementLineage:
     """The StatementLineage written by `lineage_to_json`; KeyError/ValueError/TypeError if bad."""
-    refs: dict[tuple[str, str], ColumnRef] = {}
-
-    def ref(relation: str, column: str) -> ColumnRef:
-        key = (relation, column)
-        found = refs.get(key)
-        if found is None:
-            found = refs[key] = ColumnRef(relation, column)
-        return found
-
-    edges = tuple(
-        ColumnEdge(target, ref(rel, col), _SUBTYPES[sub], bool(masking), bool(incr))
-        for target, rel, col, sub, masking, incr in data["edges"]
-    )
+    refs: dict[tuple[str, str], ColumnRef] = {}  # one ColumnRef per source column
+    edges = []
+    for target, rel, col, sub, masking, incr in data["edges"]:  # a plain loop: the warm run's hot spot
+        ref = refs.get((rel, col))
+        if ref is None:
+            ref = refs[(rel, col)] = ColumnRef(rel, col)
+        edges.append(ColumnEdge(target, ref, _SUBTYPES[sub], bool(masking), bool(incr)))
     return StatementLineage(
         columns=tuple(data["columns"]),
-        edges=edges,
+        edges=tuple(edges),
         row_influences=tuple(RowInfluence(rel, _EFFECTS[eff]) for rel, eff in data["row_influences"]),
         status=_STATUSES[data["status"]],
         reasons=tuple(Reason(_REASONS[c], m, line, col) for c, m, line, col in data["reasons"]),

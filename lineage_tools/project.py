@@ -904,8 +904,8 @@ def analyze_project(
             continue
         if progress:
             progress(n)
-        opaque = {k: v for k, v in opaque_names.items()
-                  if any(by_id.get(d) and by_id[d].relation == v for d in n.depends_on)} or None
+        deps = {by_id[d].relation for d in n.depends_on if d in by_id} if opaque_names else ()
+        opaque = {k: v for k, v in opaque_names.items() if v in deps} or None
         ml = analyze(n, catalog, dialect, relation_ids=relation_ids, opaque_ctes=opaque, time_budget=time_budget)
         models.append(ml)
         catalog.add(n.relation, _output_columns(ml, catalog_json))
