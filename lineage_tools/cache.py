@@ -534,7 +534,8 @@ def file_stamp(path: Path | str) -> list[Any] | None:
 
 
 class ManifestDigest:
-    """One JSON file, ``<directory>/manifest_digest.v<N>.json``: a payload stored under a key.
+    """One file, ``<directory>/manifest_digest.v<N>.json``: a payload stored under a key (the
+    key on the first line, so a stale digest is known without parsing it; then the JSON).
 
     The payload's ``files`` ([path, stamp] pairs, see `file_stamp`) are checked on `get`: a
     digest whose files changed since it was written is a miss. Written atomically; unreadable,
@@ -555,7 +556,11 @@ class ManifestDigest:
         if not self.enabled:
             return None
         try:
-            data = json.loads(self.path.read_bytes())
+            raw = self.path.read_bytes()
+            head, _, body = raw.partition(b"\n")
+            if head != key.encode():
+                return None
+            data = json.loads(body)
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
@@ -576,7 +581,8 @@ class ManifestDigest:
         """Store `payload` (JSON-ready, with a ``files`` list) under `key`, atomically."""
         if not self.enabled:
             return
-        text = json.dumps({"format": DIGEST_FORMAT, "key": key, "payload": payload}, separators=(",", ":"))
+        text = key + "\n" + json.dumps({"format": DIGEST_FORMAT, "key": key, "payload": payload},
+                                       separators=(",", ":"))
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
