@@ -84,10 +84,11 @@ class LineageGraph:
         self.project = project
         self.nodes: dict[str, Node] = {n.unique_id: n for n in project.nodes}
         self.models: dict[str, ModelLineage] = {m.node.unique_id: m for m in project.models}
-        # adjacency: target -> source -> edges and source -> target -> edges (insertion order,
-        # as a multigraph would iterate them); plain dicts are cheaper to build than networkx
+        # adjacency: target -> source -> edges and (`_out`, on first use) source -> target ->
+        # edges, in insertion order as a multigraph would iterate them; plain dicts are cheaper
+        # to build than networkx
         self._in: dict[ColumnRef, dict[ColumnRef, list[GraphEdge]]] = {}
-        self._out: dict[ColumnRef, dict[ColumnRef, list[GraphEdge]]] = {}
+        self._out_index: dict[ColumnRef, dict[ColumnRef, list[GraphEdge]]] | None = None
         self.edges: list[GraphEdge] = []
         self._columns: dict[str, tuple[str, ...]] = {}
         for n in project.nodes:
@@ -124,14 +125,23 @@ class LineageGraph:
             into[edge.source] = [edge]
         else:
             from_.append(edge)
-        out = self._out.get(edge.source)
-        if out is None:
-            out = self._out[edge.source] = {}
-        to = out.get(edge.target)
-        if to is None:
-            out[edge.target] = [edge]
-        else:
-            to.append(edge)
+
+    @property
+    def _out(self) -> dict[ColumnRef, dict[ColumnRef, list[GraphEdge]]]:
+        """source -> target -> edges, built on first use (an export never walks downstream)."""
+        if self._out_index is None:
+            index: dict[ColumnRef, dict[ColumnRef, list[GraphEdge]]] = {}
+            for edge in self.edges:
+                out = index.get(edge.source)
+                if out is None:
+                    out = index[edge.source] = {}
+                to = out.get(edge.target)
+                if to is None:
+                    out[edge.target] = [edge]
+                else:
+                    to.append(edge)
+            self._out_index = index
+        return self._out_index
 
     # ---- names ---------------------------------------------------------------------------
 

@@ -175,6 +175,10 @@ def _line(node: exp.Expr | None) -> int | None:
     """The first 1-based line sqlglot recorded for a node or one of its descendants."""
     if node is None:
         return None
+    if type(node) is exp.Alias:
+        found = _alias_line(node)
+        if found is not _UNSEEN:
+            return found
     best = None
     for sub in node.walk():
         meta = sub._meta  # noqa: SLF001 - reading `.meta` would create an empty dict
@@ -244,6 +248,34 @@ class _Col:
 
     def refs(self) -> set[ColumnRef]:
         return set(self.direct) | {ref for ref, _ in self.indirect}
+
+
+def _alias_line(node: exp.Alias) -> int | None | object:
+    """`_line` of the commonest select item, `t.c AS c` (an Alias of a Column of Identifiers),
+    without walking it; `_UNSEEN` for any other shape."""
+    args = node.args
+    column, alias = args.get("this"), args.get("alias")
+    if type(column) is not exp.Column or (alias is not None and type(alias) is not exp.Identifier):
+        return _UNSEEN
+    nodes = [node, column]
+    if alias is not None:
+        nodes.append(alias)
+    for value in column.args.values():
+        if type(value) is exp.Identifier:
+            nodes.append(value)
+        elif isinstance(value, (exp.Expr, list)):
+            return _UNSEEN
+    for key, value in args.items():
+        if key != "this" and key != "alias" and isinstance(value, (exp.Expr, list)):
+            return _UNSEEN
+    best = None
+    for sub in nodes:
+        meta = sub._meta  # noqa: SLF001
+        if meta:
+            line = meta.get("line")
+            if line is not None and (best is None or line < best):
+                best = line
+    return best
 
 
 @dataclass
