@@ -636,7 +636,7 @@ class _Walker:
         scope's own source unchanged, as `walk` would build it but without walking: the
         source's own `_Col` (shared, not copied) for a CTE or derived table, one IDENTITY
         input for a base table. None for anything else (then `walk` does it)."""
-        bare = projection.this if type(projection) is exp.Alias else projection
+        bare = projection.args.get("this") if type(projection) is exp.Alias else projection
         if type(bare) is not exp.Column or st.default_source is not None:
             return None
         args = bare.args
@@ -644,12 +644,14 @@ class _Walker:
         if type(table) is not exp.Identifier or type(this) is not exp.Identifier \
                 or args.get("db") is not None:
             return None
-        table_name, name = table.this, this.this
-        if not table_name or not isinstance(table_name, str) or not isinstance(name, str):
+        # what Column.table / .name read: the identifiers' text
+        table_name = table.args.get("this")
+        if not table_name:
             return None
+        name = this.args.get("this")
         source = st.scope.sources.get(table_name)
-        if isinstance(source, Scope):
-            child = self.lineage(source)
+        if type(source) is Scope:
+            child = self.memo.get(id(source)) or self.lineage(source)
             idx = child.by_name.get(name)
             return child.cols[idx] if idx is not None else None
         if not isinstance(source, exp.Table) or source.args.get("pivots"):
