@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
+# typer >= 0.29 raises its own copy of click's errors; older typer (pyproject allows >= 0.12) has none
+_TYPER_ERRORS: tuple[type[Exception], ...] = (typer.TyperException,) if hasattr(typer, "TyperException") else ()
 
 # Options shared by the commands that read a dbt project. They follow dbt's own names.
 ProjectDir = Annotated[
@@ -502,7 +504,7 @@ def main() -> None:
     except click.exceptions.Abort:
         sys.stderr.write("aborted\n")
         sys.exit(130)
-    except typer.TyperException as exc:  # typer >= 0.29 raises its own copy of click's errors
+    except _TYPER_ERRORS as exc:  # typer >= 0.29 raises its own copy of click's errors
         show = getattr(exc, "show", None)
         if show is not None:
             show()
