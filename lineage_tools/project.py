@@ -171,7 +171,8 @@ def _yaml_load(path: Path) -> Any:
     import yaml  # dbt's own dependency; cheap to import
 
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # libyaml's loader when present, as dbt reads its YAML
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ProjectError(f"{path}: cannot read YAML ({_one_line(exc)})") from exc
 
