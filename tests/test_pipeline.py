@@ -280,6 +280,54 @@ def test_source_inventory_counts_contributions(
     assert after["labels_inhouse"] > 0
 
 
+# Per-user models take a user's record and merge provenance once per user (shared_source_list)
+# instead of collecting it over the user's accounts: it must equal that collection.
+USER_GRAIN_PROVENANCE = {
+    "int_user_activity": {"user_source_ids": "user_source_ids", "merge_source_ids": "merge_source_ids"},
+    "int_labels_resolved": {"user_source_ids": "user_source_ids", "merge_source_ids": "merge_source_ids"},
+    "int_users_merged": {"source_ids": "user_source_ids", "merge_source_ids": "merge_source_ids"},
+}
+
+
+@pytest.mark.dbt
+@pytest.mark.parametrize("model", sorted(USER_GRAIN_PROVENANCE))
+def test_user_provenance_is_the_union_over_the_users_accounts(built_pipeline: Path, model: str) -> None:
+    recollected = """
+        select user_id, list_sort(list_distinct(flatten(list({col})))) as expected
+        from main.int_user_accounts
+        group by user_id
+    """
+    with connect(built_pipeline) as con:
+        for column, account_column in USER_GRAIN_PROVENANCE[model].items():
+            rows = con.execute(f"""
+                select m.user_id, m.{column}, a.expected
+                from main.{model} as m
+                left join ({recollected.format(col=account_column)}) as a using (user_id)
+                where a.expected is null or m.{column} <> a.expected
+            """).fetchall()
+            (n,) = con.execute(f"select count(*) from main.{model}").fetchone()
+            assert n > 0
+            assert rows == [], f"{model}.{column} differs from its accounts' union: {rows[:3]}"
+
+
+@pytest.mark.dbt
+def test_source_inventory_equals_a_row_by_row_count(built_pipeline: Path) -> None:
+    """The inventory counts distinct provenance combinations; a naive count per row must agree."""
+    with connect(built_pipeline) as con:
+        got = set(con.execute("select model_name, source_id, n_rows from main.source_inventory").fetchall())
+        inventoried = sorted({model for model, _, _ in got})
+        assert len(inventoried) == 15, inventoried
+        want: set[tuple] = set()
+        for table in inventoried:
+            names, rows = read_rows(con, table)
+            counts: dict[str, int] = {}
+            for row in rows:
+                for source in row_sources(names, row):
+                    counts[source] = counts.get(source, 0) + 1
+            want |= {(table, source, n) for source, n in counts.items()}
+    assert got == want
+
+
 @pytest.mark.dbt
 def test_no_excluded_sources_test_fails_on_tables_built_before_the_exclusion(
     built_pipeline: Path, tmp_path: Path
