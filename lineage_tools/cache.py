@@ -421,10 +421,11 @@ def _mtime(path: Path) -> float | None:
 
 
 def restore_compiled_sql(manifest: dict[str, Any], target_path: Path | str, project_dir: Path | str,
-                         used: list[Path] | None = None) -> int:
+                         used: list[tuple[Path, list[Any] | None]] | None = None) -> int:
     """Fill in, in place, the compiled SQL of nodes the manifest has none for, from the files an
     earlier `dbt compile` left under ``target/compiled/``; returns how many were filled (and
-    appends the files it took them from to `used`).
+    appends the files it took them from to `used`, each with its `file_stamp` taken before it was
+    read: a file written again meanwhile never looks unchanged).
 
     `dbt compile --select m` writes a manifest with compiled SQL for `m` only: without this, the
     analyst's one-model edit would cost a full compile of the project. A file is used only when
@@ -451,6 +452,7 @@ def restore_compiled_sql(manifest: dict[str, Any], target_path: Path | str, proj
         src_time = _mtime(project_dir / node.get("original_file_path", ""))
         if c_time is None or src_time is None or c_time < src_time or c_time < newest_macro:
             continue
+        stamp = file_stamp(compiled) if used is not None else None
         try:
             sql = compiled.read_text(encoding="utf-8")
         except OSError:
@@ -459,7 +461,7 @@ def restore_compiled_sql(manifest: dict[str, Any], target_path: Path | str, proj
             node["compiled_code"] = sql
             restored += 1
             if used is not None:
-                used.append(compiled)
+                used.append((compiled, stamp))
     if restored:
         log.info("lineage-tools: compiled SQL of %d node(s) taken from %s (the manifest had none)",
                  restored, target_path / "compiled")

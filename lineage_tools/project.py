@@ -290,11 +290,12 @@ def newest_source_file(cfg: ProjectConfig) -> tuple[float, Path | None]:
 
 
 def manifest_problem(cfg: ProjectConfig, manifest: Mapping[str, Any] | None, *,
-                     scan: SourceScan | None = None, restored: list[Path] | None = None) -> str | None:
+                     scan: SourceScan | None = None,
+                     restored: list[tuple[Path, Any]] | None = None) -> str | None:
     """Why the manifest cannot be used as it is, or None when it is fresh and compiled.
 
     Fills in compiled SQL that `dbt compile --select` left out (see `cache.restore_compiled_sql`;
-    the files it came from are appended to `restored`). `scan`: `scan_sources(cfg)`, if done."""
+    the files it came from are appended to `restored`, with their stamps). `scan`: `scan_sources(cfg)`, if done."""
     if manifest is None:
         return f"{cfg.manifest_path} is missing"
     scan = scan or scan_sources(cfg)
@@ -379,7 +380,7 @@ def _non_utf8_files(cfg: ProjectConfig) -> Iterable[Path]:
 
 
 def load_manifest(cfg: ProjectConfig, *, compile: bool = True, scan: SourceScan | None = None,
-                  restored: list[Path] | None = None) -> dict[str, Any]:
+                  restored: list[tuple[Path, Any]] | None = None) -> dict[str, Any]:
     """The project's manifest with compiled SQL for every SQL node, compiling when needed.
 
     `restored` collects the files of ``target/compiled`` whose SQL was filled in (see
@@ -1001,10 +1002,11 @@ def _digest_key(cfg: ProjectConfig, scan: SourceScan) -> str | None:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
-def _digest_payload(read: ManifestNodes, cfg: ProjectConfig, restored: Iterable[Path]) -> dict[str, Any]:
+def _digest_payload(read: ManifestNodes, cfg: ProjectConfig, restored: Iterable[tuple[Path, Any]]) -> dict[str, Any]:
     rules = name_rules(read.dialect)
-    seeds = [Path(n.original_file_path) for n in read.nodes if n.resource_type == "seed" and n.original_file_path]
-    files = [*restored, *(cfg.project_dir / p for p in seeds)]
+    seeds = [cfg.project_dir / n.original_file_path for n in read.nodes
+             if n.resource_type == "seed" and n.original_file_path]
+    files = [*restored, *((p, file_stamp(p)) for p in seeds)]
     return {
         "adapter_type": read.adapter_type,
         "dialect": read.dialect,
@@ -1013,7 +1015,7 @@ def _digest_payload(read: ManifestNodes, cfg: ProjectConfig, restored: Iterable[
         "relations": {k: list(v) for k, v in read.relation_parts.items()},
         "nodes": nodes_to_json(read.nodes),
         "incremental_raw": dict(read.incremental_raw),
-        "files": [[str(p), file_stamp(p)] for p in files],
+        "files": [[str(p), stamp] for p, stamp in files],
     }
 
 
@@ -1052,7 +1054,7 @@ def read_manifest_nodes(cfg: ProjectConfig, *, compile: bool = True, catalog_jso
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 log.debug("manifest digest: malformed (%s); reading the manifest", exc)
     before = file_stamp(cfg.manifest_path)
-    restored: list[Path] = []
+    restored: list[tuple[Path, Any]] = []
     manifest = load_manifest(cfg, compile=compile, scan=scan, restored=restored)
     read = _nodes_of_manifest(manifest, cfg, catalog_json)
     if key is not None and before is not None and file_stamp(cfg.manifest_path) == before:
