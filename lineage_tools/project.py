@@ -171,8 +171,8 @@ def _yaml_load(path: Path) -> Any:
     import yaml  # dbt's own dependency; cheap to import
 
     try:
-        # libyaml's loader when present, as dbt reads its YAML
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when present, as dbt reads YAML
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ProjectError(f"{path}: cannot read YAML ({_one_line(exc)})") from exc
 
@@ -295,7 +295,8 @@ def manifest_problem(cfg: ProjectConfig, manifest: Mapping[str, Any] | None, *,
     """Why the manifest cannot be used as it is, or None when it is fresh and compiled.
 
     Fills in compiled SQL that `dbt compile --select` left out (see `cache.restore_compiled_sql`;
-    the files it came from are appended to `restored`, with their stamps). `scan`: `scan_sources(cfg)`, if done."""
+    the files it came from are appended to `restored`, with their stamps).
+    `scan`: `scan_sources(cfg)`, if done."""
     if manifest is None:
         return f"{cfg.manifest_path} is missing"
     scan = scan or scan_sources(cfg)
@@ -1002,7 +1003,8 @@ def _digest_key(cfg: ProjectConfig, scan: SourceScan) -> str | None:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
-def _digest_payload(read: ManifestNodes, cfg: ProjectConfig, restored: Iterable[tuple[Path, Any]]) -> dict[str, Any]:
+def _digest_payload(read: ManifestNodes, cfg: ProjectConfig,
+                    restored: Iterable[tuple[Path, Any]]) -> dict[str, Any]:
     rules = name_rules(read.dialect)
     seeds = [cfg.project_dir / n.original_file_path for n in read.nodes
              if n.resource_type == "seed" and n.original_file_path]
