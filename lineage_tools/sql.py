@@ -48,7 +48,6 @@ _PAD = "__lineage_tools_unnamed__"
 ColumnSpec = Sequence[str] | Mapping[str, str | None]
 
 
-
 @functools.lru_cache(maxsize=1)
 def _known_dialects() -> frozenset[str]:
     from sqlglot.dialects.dialect import Dialects
