@@ -154,16 +154,17 @@ MODELS = {
         rows: stg_id_merge_pairs aggregate outer_join_optional
     """,
     # votes: latest label per labeller (row_number = 1 filters on its window keys), majority
-    # with the most confident label breaking ties (rank = 1 in the join condition)
+    # with the most confident label breaking ties (rank = 1 in the join condition); the user's
+    # lists are read from its anchor account (account_id = user_id: a filter)
     "int_labels_resolved": """
         user_id <- int_user_accounts.user_id IDENTITY
         is_job_seeker <- stg_job_search_labels.is_job_seeker TRANSFORMATION CONDITIONAL
         n_votes_yes <- stg_job_search_labels.is_job_seeker CONDITIONAL
         vote_agreement <- stg_job_search_labels.is_job_seeker CONDITIONAL
         label_source_ids <- stg_job_search_labels.source_id AGGREGATION CONDITIONAL
-        user_source_ids <- int_user_accounts.user_source_ids AGGREGATION
-        merge_source_ids <- int_user_accounts.merge_source_ids AGGREGATION
-        * <- int_user_accounts.account_id JOIN
+        user_source_ids <- int_user_accounts.user_source_ids IDENTITY
+        merge_source_ids <- int_user_accounts.merge_source_ids IDENTITY
+        * <- int_user_accounts.account_id FILTER JOIN
         * <- int_user_accounts.user_id FILTER GROUP_BY JOIN
         * <- stg_job_search_labels.account_id JOIN
         * <- stg_job_search_labels.confidence JOIN

@@ -4,8 +4,9 @@
 --   2. the majority of those votes decides;
 --   3. a tied vote goes to the most confident label (a window again).
 -- `label_source_ids` are the labelling sources whose votes took part; the user's record and
--- merge provenance is the same on each of the user's accounts: it is taken once per user
--- (shared_source_list) and joined to the result, never carried through the vote windows.
+-- merge provenance is the same on each of the user's accounts: it is read once per user, from
+-- the user's anchor account (the account whose id became the user_id), and joined to the
+-- result, never carried through the vote windows.
 
 with
 
@@ -72,10 +73,10 @@ user_provenance as (
 
     select
         user_id,
-        {{ shared_source_list('user_source_ids') }} as user_source_ids,
-        {{ shared_source_list('merge_source_ids') }} as merge_source_ids
+        user_source_ids,
+        merge_source_ids
     from accounts
-    group by user_id
+    where account_id = user_id
 
 ),
 
