@@ -215,7 +215,9 @@ def render_all(doc: dict[str, Any]) -> dict[str, str]:
     return {
         "lineage.html": html.render(doc),
         "lineage.md": markdown.render(doc),
-        "lineage.json": json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
+        # compact, like `export`: the pure-Python indenting encoder is 4x slower and holds the
+        # whole text in pieces (see benchmarks/README.md, "Peak memory"); `jq .` indents it
+        "lineage.json": json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n",
     }
 
 
