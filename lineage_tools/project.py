@@ -283,12 +283,6 @@ def scan_sources(cfg: ProjectConfig) -> SourceScan:
     return SourceScan(newest, which, fingerprint)
 
 
-def newest_source_file(cfg: ProjectConfig) -> tuple[float, Path | None]:
-    """The newest file that changes compiled SQL (models, seeds, macros, snapshots, dbt_project.yml)."""
-    scan = scan_sources(cfg)
-    return scan.newest, scan.which
-
-
 def manifest_problem(cfg: ProjectConfig, manifest: Mapping[str, Any] | None, *,
                      scan: SourceScan | None = None,
                      restored: list[tuple[Path, Any]] | None = None) -> str | None:

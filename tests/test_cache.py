@@ -98,6 +98,11 @@ def model_file(root: Path, name: str) -> Path:
     return next((root / "models").rglob(f"{name}.sql"))
 
 
+def model_with_consumers(children: dict[str, list[str]]) -> str:
+    """A mid-DAG model read by two or more others: the one the edit tests change."""
+    return next(n for n in sorted(children) if n.startswith("int_") and len(children[n]) >= 2)
+
+
 # --------------------------------------------------------------------------------------------
 # codec
 
@@ -145,7 +150,7 @@ def test_warm_run_analyses_no_model_and_gives_the_same_lineage(synth_copy: Path)
 def test_editing_a_model_recomputes_it_and_only_the_models_its_change_reaches(synth_copy: Path) -> None:
     run(synth_copy)
     children = children_of(synth_copy)
-    name = next(n for n in sorted(children) if n.startswith("int_") and len(children[n]) >= 2)
+    name = model_with_consumers(children)
     path = model_file(synth_copy, name)
 
     # An edit that changes the SQL but not the columns: only the model itself is analysed again.
@@ -339,7 +344,7 @@ def test_a_warm_run_takes_the_nodes_from_the_digest(synth_copy: Path, monkeypatc
 def test_a_recompiled_manifest_is_never_served_from_a_stale_digest(synth_copy: Path) -> None:
     load(synth_copy)
     children = children_of(synth_copy)
-    name = next(n for n in sorted(children) if n.startswith("int_") and len(children[n]) >= 2)
+    name = model_with_consumers(children)
     path = model_file(synth_copy, name)
     path.write_text(path.read_text().replace("select * from final", "select *, 1 as added_column from final"))
     from lineage_tools.errors import ManifestError
