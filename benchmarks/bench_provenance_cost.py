@@ -58,8 +58,6 @@ COPY_KEYS = {
     "raw_user_events": ("event_id", "account_id"),
 }
 PROJECT_ITEMS = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "tests")
-LIST_MACROS = ("collect_sources", "collect_source_lists", "shared_source_list", "merge_sources",
-               "explode_sources", "empty_source_list")
 PROVENANCE_MART = "source_inventory"
 
 
