@@ -524,8 +524,11 @@ def _read(cfg: DbtConfig, *, compile: bool, catalog_json: Mapping[str, Any] | No
                 log.debug("manifest digest: malformed (%s); reading the manifest", exc)
     before = file_stamp(cfg.manifest_path)
     restored: list[tuple[Path, Any]] = []
-    manifest = read_manifest(cfg.manifest_path) if cfg.manifest_path.exists() else None
-    problem = manifest_problem(cfg, manifest, scan=scan, restored=restored)
+    try:
+        manifest = read_manifest(cfg.manifest_path) if cfg.manifest_path.exists() else None
+        problem = manifest_problem(cfg, manifest, scan=scan, restored=restored)
+    except ManifestError as exc:  # unreadable, or of another dbt version: dbt writes it again
+        manifest, problem = None, str(exc)
     session = None
     if problem is not None:
         if not compile:

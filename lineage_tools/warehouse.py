@@ -140,7 +140,7 @@ class _DuckDB:
         except duckdb.Error as exc:
             msg = one_line(exc)
             if "lock" in msg.lower():
-                raise WarehouseBusy(f"the warehouse {path} is busy: another process holds it open for writing "
+                raise WarehouseBusy(f"the warehouse {path} is busy: another process holds a write lock on it "
                                     "(a dbt run?); retry when it is done") from None
             raise WarehouseError(f"{path}: cannot open the DuckDB file read-only ({msg})") from None
 
