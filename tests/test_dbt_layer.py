@@ -25,6 +25,7 @@ from conftest import PROJECT_ROOT, copy_mini_project, dbt_env, run_cli, run_dbt
 
 from lineage_tools import project as P
 from lineage_tools.dbt import runner
+from lineage_tools.dbt.branches import match
 from lineage_tools.dbt.config import DbtConfig
 from lineage_tools.dbt.manifest import manifest_problem, read_manifest, target_problem
 from lineage_tools.records import ReasonCode, Status
@@ -79,6 +80,16 @@ def test_only_the_dbt_layer_imports_dbt() -> None:
     offenders = [str(p.relative_to(pkg)) for p in pkg.rglob("*.py")
                  if "dbt" not in p.relative_to(pkg).parts[:1] and pattern.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def test_a_branch_is_derived_only_from_a_unique_match() -> None:
+    """dbt's compiled SQL fills the holes of the model's template only when there is one way."""
+    assert match("select \x000\x00 from t", "select a, b from t") == {0: "a, b"}
+    # a literal that also occurs inside a value: two readings, none is chosen
+    assert match("select \x000\x00 from t where \x001\x00", "select a from t where b from t where c") is None
+    assert match("\x000\x00\x001\x00", "ab") is None  # side by side: where one ends is unknown
+    assert match("\x000\x00 = \x000\x00", "a = b") is None  # one expression, one value
+    assert match("select 1", "select 2") is None
 
 
 # ---- the target, the project and the adapter of a manifest ------------------------------------
