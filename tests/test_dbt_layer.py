@@ -258,6 +258,29 @@ def test_static_commands_give_the_same_answer_while_the_warehouse_is_held(built_
 
 
 @pytest.mark.dbt
+def test_counting_through_dbt_equals_reading_the_duckdb_file(built_pipeline: Path) -> None:
+    """The dbt-backed count (kept for adapters DuckDB cannot read, e.g. Spark) and the read-only
+    DuckDB count agree."""
+    from lineage_tools import warehouse as wh
+    from lineage_tools.provenance import Provenance
+
+    cfg = DbtConfig(built_pipeline)
+    graph = P.load_graph(cfg)
+    prov = Provenance(graph)
+    rels = [wh.Relation(n.unique_id, f"{{{{ ref('{n.name}') }}}}", n.schema, n.identifier,
+                        (prov.roots[n.unique_id],) if n.unique_id in prov.roots else prov.provenance_columns(n.unique_id),
+                        n.relation_name)
+            for n in graph.project.nodes if n.resource_type in ("seed", "model") and n.materialized != "ephemeral"]
+    start = len(runner.invocations())
+    direct = wh.count_rows(cfg, "duckdb", rels, [SOURCE])
+    assert runner.invocations()[start:] == ()  # DuckDB itself, no dbt
+    via_dbt = wh.count_rows(cfg, "duckdb", rels, [SOURCE], through_dbt=True)
+    assert [c.how for c in runner.invocations()[start:]] == ["child"]
+    assert direct == via_dbt and direct.built and direct.rows[
+        "model.provenance_pipeline.stg_job_search_labels"].tainted_rows > 0
+
+
+@pytest.mark.dbt
 def test_report_does_not_lock_itself_out(built_pipeline: Path, tmp_path: Path) -> None:
     """With a built warehouse, a quarantined source and a stale manifest, `report` wrote
     rows_counted: false with "Could not set lock on file ...": it compiled in-process and then
