@@ -185,7 +185,11 @@ def trace_command(
     ] = False,
     fmt: Annotated[TraceFormat, typer.Option("--format", "-f", help="Output format.")] = TraceFormat.text,
     direct_only: Annotated[
-        bool, typer.Option("--direct-only", help="Follow DIRECT edges only (where values flow).")
+        bool, typer.Option("--direct-only", help="The DIRECT tree alone, without the INDIRECT summary.")
+    ] = False,
+    all_edges: Annotated[
+        bool, typer.Option("--all", help="Follow every edge, INDIRECT ones too (joins, filters, group by), "
+                           "in one full tree.")
     ] = False,
     depth: Annotated[Optional[int], typer.Option("--depth", help="Stop after this many hops.")] = None,
     select: Annotated[
@@ -209,16 +213,19 @@ def trace_command(
         upstream_of = lambda nodes: node_ids_named(nodes, column.rsplit(".", 1)[0])  # noqa: E731
     graph = _project_graph(project_dir, profiles_dir, target, time_budget, upstream_of)
     col = graph.column(column)
-    tree = graph.trace(col, downstream=downstream, kinds={EdgeType.DIRECT} if direct_only else None,
+    tree = graph.trace(col, downstream=downstream, kinds=None if all_edges else {EdgeType.DIRECT},
                        max_depth=depth)
+    summary = not (all_edges or direct_only)  # the INDIRECT inputs, one line per model
+    within = None
     if select:
         from .selection import prune_trace, select as select_nodes
 
-        tree = prune_trace(tree, select_nodes(graph.project.nodes, " ".join(select)))
+        within = select_nodes(graph.project.nodes, " ".join(select))
+        tree = prune_trace(tree, within)
     if fmt == TraceFormat.json:
-        text = render_trace.render_json(graph, tree, downstream=downstream)
+        text = render_trace.render_json(graph, tree, downstream=downstream, summary=summary, within=within)
     else:
-        text = render_trace.render_text(graph, tree, downstream=downstream)
+        text = render_trace.render_text(graph, tree, downstream=downstream, summary=summary, within=within)
     write_output(text, output)
 
 
