@@ -174,6 +174,12 @@ def test_markdown_escapes_names():
     assert "`fct.<script>alert(1)</script>`" in md
     assert "<img" not in md and "&lt;img src=x onerror=alert(1)&gt;" in md
     assert "**`fct`** (model, changed)" in md
+    # a small overview of what the change touches: the changed model, its finding, what it reaches
+    mermaid = md.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert mermaid.splitlines() == [
+        "flowchart LR", '  subgraph C["changed"]', '    c0["fct"]', "  end",
+        '  subgraph F["new findings"]', '    f0["fct"]', "  end",
+        '  subgraph R["reached downstream"]', '    r0["agg"]', "  end", "  C --> R"]
     assert "`` stg.a`b ``" in render(diff_lineage(
         project({STG: STG_MODEL}), project({STG: (("a`b",), [("a`b", SRC, "amount", "IDENTITY")])})), "markdown")
 

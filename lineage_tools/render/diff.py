@@ -161,9 +161,40 @@ def render_text(d: LineageDiff) -> str:
     return "\n".join(lines) + "\n"
 
 
+MAX_DIAGRAM = 12  # models per group of the diff's Mermaid overview
+
+
+def mermaid(d: LineageDiff) -> list[str]:
+    """The models a change touches, at comment width: changed ones, new findings, and the models
+    downstream that the change reaches, one group each (not the whole DAG)."""
+    changed = list(dict.fromkeys(m.name for m in d.models))
+    found = [n for n in dict.fromkeys(d.name(f.model) for f in d.findings_added)]
+    reached = [n for n in dict.fromkeys(d.name(c.relation) for c in d.downstream) if n not in changed]
+    groups = [(g, title, names) for g, title, names in (("C", "changed", changed), ("F", "new findings", found),
+                                                        ("R", "reached downstream", reached)) if names]
+    if not groups:
+        return []
+    lines = ["```mermaid", "flowchart LR"]
+    for g, title, names in groups:
+        lines.append(f"  subgraph {g}[{mdtext.mermaid_label(title)}]")
+        for i, name in enumerate(names[:MAX_DIAGRAM]):
+            lines.append(f"    {g.lower()}{i}[{mdtext.mermaid_label(name)}]")
+        if len(names) > MAX_DIAGRAM:
+            lines.append(f"    {g.lower()}more[{mdtext.mermaid_label(f'and {len(names) - MAX_DIAGRAM} more')}]")
+        lines.append("  end")
+    present = [g for g, _, _ in groups]
+    if "C" in present and "R" in present:
+        lines.append("  C --> R")
+    lines.append("```")
+    return lines
+
+
 def render_markdown(d: LineageDiff) -> str:
     q = mdtext.code
     lines = ["### Lineage diff", "", summary_line(d), ""]
+    overview = mermaid(d)
+    if overview:
+        lines += overview + [""]
     for m in d.models:
         lines.append(f"**{q(m.name)}** ({m.resource_type}, {m.kind})")
         lines.append("")
