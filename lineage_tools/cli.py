@@ -402,8 +402,16 @@ def impact_command(
     graph = load_graph(env)
     imp = impact(graph, env, source_ids, count=not no_rows)
     fn = {"json": render.impact_json, "markdown": render.impact_markdown}.get(fmt.value, render.impact_text)
-    write_output(fn(imp, emit_sql), output)
+    write_output(fn(imp, emit_sql, _quarantined_ids(graph, env, imp.source_ids)), output)
     return EXIT_OK
+
+
+def _quarantined_ids(graph, env, source_ids) -> tuple[str, ...]:
+    """Which of these sources the registry already says are quarantined (for the render)."""
+    from .provenance import read_project_registry
+
+    status = {s.source_id: s.status for s in read_project_registry(graph.project, env.project_dir).sources}
+    return tuple(s for s in source_ids if status.get(s) == "quarantined")
 
 
 def _set_sources(source_ids: list[str], quarantine: bool, reason: str, dry_run: bool, fmt: str,
