@@ -33,6 +33,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+
 class _Command(typer.core.TyperCommand):
     """Help as click writes it: arguments by their metavar alone (not `{column}` or `<str>`)."""
 
