@@ -377,3 +377,26 @@ def test_a_thousand_models(page, tmp_path: Path, artifacts: Path):
     report.page.uncheck("#path-only")
     assert report.page.locator("g.node").count() == len(doc["nodes"])
     report.check_clean()
+
+
+def test_a_quarantined_source_with_rows_left_reads_as_damage(page, tmp_path: Path):
+    from test_report import _quarantined_source
+
+    doc = report_doc(synthetic_project(30), tmp_path)
+    doc["sources"] = [_quarantined_source(doc, 7), dict(_quarantined_source(doc, 0), source_id="done_feed")]
+    path = tmp_path / "lineage.html"
+    path.write_text(html.render(doc), encoding="utf-8")
+    report = Report(page, path)
+    assert report.page.text_content('#sources .result[data-source="bad_feed"] .sub') == "7 rows remain"
+    assert report.page.text_content('#sources .result[data-source="done_feed"] .sub') == "0 rows remain"
+    report.page.click('#sources .result[data-source="bad_feed"]')
+    assert report.page.text_content("#detail-source-summary") == (
+        "quarantined, but 7 rows remain in the models it reaches: rebuild them")
+    assert "live" in report.page.get_attribute("#detail-source-status", "class")
+    assert report.page.locator("g.node.hl").count() > 0 and report.page.locator("g.node.settled").count() == 0
+    assert report.page.locator("#details code.cmd").count() == 1  # the rebuild to run
+    assert report.page.locator("#details details .impact").count() == 0  # the models listed open
+    report.page.click('#sources .result[data-source="done_feed"]')
+    assert report.page.locator("g.node.settled").count() == report.page.locator("g.node.hl").count() > 0
+    assert "live" not in report.page.get_attribute("#detail-source-status", "class")
+    report.check_clean()
