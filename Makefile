@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # dbt finds ./profiles.yml from the project folder; tests set their own profiles dir.
 
-.PHONY: install demo build report check test clean install-spark build-spark test-spark
+.PHONY: install demo build report check test test-fast clean install-spark build-spark test-spark
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ demo: build check report
 
 test: install check
 	$(BIN)/python -m pytest
+
+# The tests that run no dbt build (about a minute); `make test` runs everything (12-15 minutes).
+test-fast: install
+	$(BIN)/python -m pytest -m "not dbt"
 
 # The `spark` target (docs/spark.md): the spark extra (dbt-spark, pyspark; needs Java 17+), then
 # the same build on a local Spark session. `make test` runs the Spark test too once it is installed.

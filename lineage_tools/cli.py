@@ -15,6 +15,8 @@ from typing import Annotated, Optional
 
 import click
 import typer
+import typer.core
+import typer.main
 
 from . import __version__
 from .errors import UserError
@@ -27,7 +29,36 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: no `<bool>` after flags, and `[...]` in a help text is not eaten as markup
+    rich_markup_mode=None,
 )
+
+
+class _Command(typer.core.TyperCommand):
+    """Help as click writes it: arguments by their metavar alone (not `{column}` or `<str>`)."""
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return [p.replace("{", "").replace("}", "") for p in super().collect_usage_pieces(ctx)]
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        args, opts = [], []
+        for param in self.get_params(ctx):
+            rv = param.get_help_record(ctx)
+            if rv is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append((rv[0].split(" <", 1)[0], rv[1]))
+            else:
+                opts.append(rv)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _command(name: str, **kwargs):
+    return app.command(name, cls=_Command, **kwargs)
+
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
 # typer >= 0.29 raises its own copy of click's errors; older typer (pyproject allows >= 0.12) has none
@@ -35,26 +66,26 @@ _TYPER_ERRORS: tuple[type[Exception], ...] = (typer.TyperException,) if hasattr(
 
 # Options shared by the commands that read a dbt project. They follow dbt's own names.
 ProjectDir = Annotated[
-    Path, typer.Option("--project-dir", help="dbt project folder (holds dbt_project.yml).")
+    Path, typer.Option("--project-dir", metavar="DIR", help="dbt project folder (holds dbt_project.yml).")
 ]
 ProfilesDir = Annotated[
     Optional[Path],
     typer.Option(
         "--profiles-dir",
         envvar="DBT_PROFILES_DIR",
-        help="Folder holding profiles.yml [env: DBT_PROFILES_DIR]; default: the project folder "
-        "if it has one, else ~/.dbt.",
+        metavar="DIR",
+        help="Folder holding profiles.yml; default: the project folder if it has one, else ~/.dbt.",
     ),
 ]
-Target = Annotated[Optional[str], typer.Option("--target", "-t", help="dbt target to use.")]
+Target = Annotated[Optional[str], typer.Option("--target", "-t", metavar="NAME", help="dbt target to use.")]
 Vars = Annotated[
     Optional[str],
-    typer.Option("--vars", help="dbt vars (YAML), as `dbt --vars`: used when this tool compiles or rebuilds "
-                 "[default: those the warehouse was last built with]."),
+    typer.Option("--vars", metavar="YAML", help="dbt vars, as `dbt --vars`: used when this tool compiles or "
+                 "rebuilds; default: those the warehouse was last built with."),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 OutputFile = Annotated[
-    Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Write to this file instead of stdout.")
 ]
 
 
@@ -100,13 +131,14 @@ class TraceFormat(str, Enum):
     json = "json"
 
 
-@app.command("sql")
+@_command("sql", epilog='Example: echo "select a, sum(b) as s from t group by a" | lineage-tools sql -')
 def sql_command(
-    file: Annotated[str, typer.Argument(help="SQL file (one statement, or several run in order); - reads stdin.")],
-    dialect: Annotated[str, typer.Option("--dialect", "-d", help="sqlglot dialect of the SQL.")] = "duckdb",
+    file: Annotated[str, typer.Argument(metavar="FILE", help="SQL file (one statement, or several run in order); - reads stdin.")],
+    dialect: Annotated[str, typer.Option("--dialect", "-d", metavar="NAME", help="sqlglot dialect of the SQL.")] = "duckdb",
     schema: Annotated[
         Optional[Path],
-        typer.Option("--schema", help="JSON file mapping table names to a list of columns or to {column: type}."),
+        typer.Option("--schema", metavar="FILE",
+                     help="JSON file mapping table names to a list of columns, or to an object of column: type."),
     ] = None,
     fmt: Annotated[TraceFormat, typer.Option("--format", "-f", help="Output format.")] = TraceFormat.text,
     output: OutputFile = None,
@@ -121,7 +153,8 @@ def sql_command(
 
 TimeBudget = Annotated[
     Optional[float],
-    typer.Option("--time-budget", help="Seconds of analysis per model before it is cut short (PARTIAL)."),
+    typer.Option("--time-budget", metavar="SECONDS", help="Seconds of analysis per model before it is cut short "
+                 "(PARTIAL)."),
 ]
 
 
@@ -144,7 +177,7 @@ def _project_graph(cfg, time_budget: float | None = None, upstream_of=None, sele
                           progress=lambda n: advance(description=f"Lineage: {n.name}"))
 
 
-@app.command("export")
+@_command("export", epilog="Example: lineage-tools export --format openlineage -o target/lineage/events.jsonl")
 def export_command(
     fmt: Annotated[
         ExportFormat,
@@ -155,12 +188,13 @@ def export_command(
     profiles_dir: ProfilesDir = None,
     target: Target = None,
     namespace: Annotated[
-        Optional[str], typer.Option("--namespace", help="OpenLineage namespace [default: <adapter>://<project>].")
+        Optional[str], typer.Option("--namespace", metavar="NS",
+                                    help="OpenLineage namespace; default: <adapter>://<project>.")
     ] = None,
     event_time: Annotated[
         Optional[str],
-        typer.Option("--event-time", help="OpenLineage eventTime (ISO 8601) [default: 1970-01-01T00:00:00Z, "
-                     "so exports diff cleanly]."),
+        typer.Option("--event-time", metavar="ISO", help="OpenLineage eventTime (ISO 8601); default: "
+                     "1970-01-01T00:00:00Z, so that exports diff cleanly."),
     ] = None,
     time_budget: TimeBudget = None,
     vars: Vars = None,
@@ -187,20 +221,26 @@ def export_command(
     write_output(text, output)
 
 
-@app.command("trace")
+@_command("trace", epilog="Example: lineage-tools trace training_examples.is_job_seeker")
 def trace_command(
-    column: Annotated[str, typer.Argument(help="MODEL.COLUMN (model name, unique_id or source_name.table).")],
+    column: Annotated[str, typer.Argument(metavar="MODEL.COLUMN", help="A column: MODEL is a model name, a unique_id or "
+                                 "source_name.table.")],
     downstream: Annotated[
         bool, typer.Option("--downstream", help="Trace to the last consumers instead of the roots.")
     ] = False,
     fmt: Annotated[TraceFormat, typer.Option("--format", "-f", help="Output format.")] = TraceFormat.text,
     direct_only: Annotated[
-        bool, typer.Option("--direct-only", help="Follow DIRECT edges only (where values flow).")
+        bool, typer.Option("--direct-only", help="The DIRECT tree alone, without the INDIRECT summary.")
     ] = False,
-    depth: Annotated[Optional[int], typer.Option("--depth", help="Stop after this many hops.")] = None,
+    all_edges: Annotated[
+        bool, typer.Option("--all", help="Follow every edge, INDIRECT ones too (joins, filters, group by), "
+                           "in one full tree.")
+    ] = False,
+    depth: Annotated[Optional[int], typer.Option("--depth", metavar="N", help="Stop after this many hops.")] = None,
     select: Annotated[
         Optional[list[str]],
-        typer.Option("--select", "-s", help="Walk only through these nodes (dbt selection syntax, e.g. +fct_x)."),
+        typer.Option("--select", "-s", metavar="SELECTOR", help="Walk only through these nodes (dbt selection "
+                     "syntax, e.g. +fct_x; `-s a b` or `-s a -s b`)."),
     ] = None,
     output: OutputFile = None,
     project_dir: ProjectDir = Path("."),
@@ -220,16 +260,19 @@ def trace_command(
         upstream_of = lambda nodes: node_ids_named(nodes, column.rsplit(".", 1)[0])  # noqa: E731
     graph = _project_graph(_config(project_dir, profiles_dir, target, vars), time_budget, upstream_of)
     col = graph.column(column)
-    tree = graph.trace(col, downstream=downstream, kinds={EdgeType.DIRECT} if direct_only else None,
+    tree = graph.trace(col, downstream=downstream, kinds=None if all_edges else {EdgeType.DIRECT},
                        max_depth=depth)
+    summary = not (all_edges or direct_only)  # the INDIRECT inputs, one line per model
+    within = None
     if select:
         from .selection import prune_trace, select as select_nodes
 
-        tree = prune_trace(tree, select_nodes(graph.project.nodes, " ".join(select)))
+        within = select_nodes(graph.project.nodes, " ".join(select))
+        tree = prune_trace(tree, within)
     if fmt == TraceFormat.json:
-        text = render_trace.render_json(graph, tree, downstream=downstream)
+        text = render_trace.render_json(graph, tree, downstream=downstream, summary=summary, within=within)
     else:
-        text = render_trace.render_text(graph, tree, downstream=downstream)
+        text = render_trace.render_text(graph, tree, downstream=downstream, summary=summary, within=within)
     write_output(text, output)
 
 
@@ -239,12 +282,12 @@ class RowCounting(str, Enum):
     all = "all"
 
 
-@app.command("report")
+@_command("report", epilog="Example: lineage-tools report -o target/lineage")
 def report_command(
     output_dir: Annotated[
         Optional[Path],
-        typer.Option("--output-dir", "-o", help="Folder for lineage.html, lineage.md and lineage.json (created; "
-                     "nothing is written outside it) [default: <target-path>/lineage]."),
+        typer.Option("--output-dir", "-o", metavar="DIR", help="Folder for lineage.html, lineage.md and "
+                     "lineage.json (created; nothing is written outside it); default: <target-path>/lineage."),
     ] = None,
     rows: Annotated[
         RowCounting,
@@ -285,9 +328,11 @@ class FailOn(str, Enum):
     any_change = "any-change"
 
 
-@app.command("diff")
+@_command("diff", epilog="Example: lineage-tools diff --base ../base/target -f markdown "
+             "(the base: a checkout of the main branch after `dbt compile`)")
 def diff_command(
-    base: Annotated[Path, typer.Option("--base", help="The base version's dbt target/ folder, or its manifest.json.")],
+    base: Annotated[Path, typer.Option("--base", metavar="PATH", help="The base version's dbt target/ folder, or its "
+                                                   "manifest.json (compiled: `dbt compile` in the base checkout).")],
     fmt: Annotated[DiffFormat, typer.Option("--format", "-f", help="Output format.")] = DiffFormat.text,
     fail_on: Annotated[
         FailOn, typer.Option("--fail-on", help="Exit 1 on new provenance findings, or on any lineage change.")
@@ -338,13 +383,15 @@ class ImpactFormat(str, Enum):
     markdown = "markdown"
 
 
-SourceIds = Annotated[list[str], typer.Argument(help="Source ids of the registry (seeds/data_sources.csv).")]
+SourceIds = Annotated[list[str], typer.Argument(metavar="SOURCE_ID",
+                                                help="Source ids of the registry (seeds/data_sources.csv).")]
 
 
-@app.command("check")
+@_command("check", epilog="Example: lineage-tools check --select int_users_merged training_examples")
 def check_command(
     select: Annotated[
-        Optional[list[str]], typer.Option("--select", "-s", help="Check only these models (dbt selection syntax).")
+        Optional[list[str]], typer.Option("--select", "-s", metavar="SELECTOR",
+                                          help="Check only these models (dbt selection syntax; `-s a b` or `-s a -s b`).")
     ] = None,
     fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
     output: OutputFile = None,
@@ -370,7 +417,7 @@ def check_command(
     return EXIT_FINDINGS if result.errors else EXIT_OK
 
 
-@app.command("impact")
+@_command("impact", epilog="Example: lineage-tools impact labels_vendor_quickmark")
 def impact_command(
     source_ids: SourceIds,
     fmt: Annotated[ImpactFormat, typer.Option("--format", "-f", help="Output format.")] = ImpactFormat.text,
@@ -393,8 +440,16 @@ def impact_command(
     graph = load_graph(env)
     imp = impact(graph, env, source_ids, count=not no_rows)
     fn = {"json": render.impact_json, "markdown": render.impact_markdown}.get(fmt.value, render.impact_text)
-    write_output(fn(imp, emit_sql), output)
+    write_output(fn(imp, emit_sql, _quarantined_ids(graph, env, imp.source_ids)), output)
     return EXIT_OK
+
+
+def _quarantined_ids(graph, env, source_ids) -> tuple[str, ...]:
+    """Which of these sources the registry already says are quarantined (for the render)."""
+    from .provenance import read_project_registry
+
+    status = {s.source_id: s.status for s in read_project_registry(graph.project, env.project_dir).sources}
+    return tuple(s for s in source_ids if status.get(s) == "quarantined")
 
 
 def _set_sources(source_ids: list[str], quarantine: bool, reason: str, dry_run: bool, fmt: str,
@@ -414,10 +469,10 @@ def _set_sources(source_ids: list[str], quarantine: bool, reason: str, dry_run: 
     return EXIT_OK
 
 
-@app.command("quarantine")
+@_command("quarantine", epilog='Example: lineage-tools quarantine labels_vendor_quickmark --reason "garbage batch"')
 def quarantine_command(
     source_ids: SourceIds,
-    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the registry).")],
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why (recorded in the registry).")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would change; change nothing.")] = False,
     fmt: Annotated[TraceFormat, typer.Option("--format", "-f", help="Output format.")] = TraceFormat.text,
     project_dir: ProjectDir = Path("."),
@@ -429,10 +484,10 @@ def quarantine_command(
     return _set_sources(source_ids, True, reason, dry_run, fmt.value, project_dir, profiles_dir, target, vars)
 
 
-@app.command("release")
+@_command("release", epilog="Example: lineage-tools release labels_vendor_quickmark")
 def release_command(
     source_ids: SourceIds,
-    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the registry).")] = "",
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why (recorded in the registry).")] = "",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would change; change nothing.")] = False,
     fmt: Annotated[TraceFormat, typer.Option("--format", "-f", help="Output format.")] = TraceFormat.text,
     project_dir: ProjectDir = Path("."),
@@ -444,16 +499,17 @@ def release_command(
     return _set_sources(source_ids, False, reason, dry_run, fmt.value, project_dir, profiles_dir, target, vars)
 
 
-@app.command("verify")
+@_command("verify", epilog="Example: lineage-tools verify --select int_user_activity --generated")
 def verify_command(
     select: Annotated[
-        Optional[list[str]], typer.Option("--select", "-s", help="Verify only these models (dbt selection syntax).")
+        Optional[list[str]], typer.Option("--select", "-s", metavar="SELECTOR",
+                                          help="Verify only these models (dbt selection syntax; `-s a b` or `-s a -s b`).")
     ] = None,
-    rows: Annotated[int, typer.Option("--rows", help="At most this many sample rows per input relation.")] = 500,
+    rows: Annotated[int, typer.Option("--rows", metavar="N", help="At most this many sample rows per input relation.")] = 500,
     warehouse: Annotated[
         Optional[Path],
-        typer.Option("--warehouse", help="Built DuckDB file to sample inputs from (opened read-only) "
-                     "[default: the dbt target's path, when built]."),
+        typer.Option("--warehouse", metavar="FILE", help="Built DuckDB file to sample inputs from (opened "
+                     "read-only); default: the dbt target's path, when built."),
     ] = None,
     generated: Annotated[
         bool, typer.Option("--generated", help="Do not read the warehouse: seeds from their files, sources "
@@ -491,10 +547,83 @@ def verify_command(
     return EXIT_FINDINGS if result.false_negatives else EXIT_OK
 
 
+_MULTI = ("--select", "-s")  # options that take several values after one flag, as in dbt
+
+
+def spread_multi_values(argv: list[str], flags: frozenset[str] = frozenset(), positionals: int = 0) -> list[str]:
+    """`--select a b` as dbt reads it: `--select a --select b` (click takes one value per flag).
+
+    Values run until the next option. `flags` are the command's options that take no value (so
+    the word after one is a positional); when the command's `positionals` would otherwise be
+    missing, the last value goes back to them (`trace --select a x.col` traces x.col).
+
+    >>> spread_multi_values(["check", "--select", "a", "b", "-f", "json"])
+    ['check', '--select', 'a', '--select', 'b', '-f', 'json']
+    >>> spread_multi_values(["trace", "-s", "+fct", "fct.col"], positionals=1)
+    ['trace', '-s', '+fct', 'fct.col']
+    >>> spread_multi_values(["trace", "fct.col", "--downstream", "-s", "a", "b"], frozenset({"--downstream"}), 1)
+    ['trace', 'fct.col', '--downstream', '-s', 'a', '-s', 'b']
+    """
+    out: list[str] = []
+    last_run: tuple[int, int] | None = None  # (index in out of the last run's last value, how many)
+    seen, i, command = 0, 0, None
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            seen += len(argv) - i - 1
+            out += argv[i:]
+            break
+        if arg in _MULTI:
+            i += 1
+            values = []
+            while i < len(argv) and not argv[i].startswith("-"):
+                values.append(argv[i])
+                i += 1
+            for v in values:
+                out += [arg, v]
+            if not values:
+                out.append(arg)
+            last_run = (len(out) - 1, len(values)) if values else last_run
+            continue
+        out.append(arg)
+        i += 1
+        if arg.startswith("-"):
+            if arg not in flags and "=" not in arg and i < len(argv) and command is not None:
+                out.append(argv[i])  # the option's value
+                i += 1
+        elif command is None:
+            command = arg
+        else:
+            seen += 1
+    if seen < positionals and last_run and last_run[1] > 1:
+        at = last_run[0]
+        value = out[at]
+        del out[at - 1:at + 1]
+        out.append(value)
+    return out
+
+
+def _spread(argv: list[str]) -> list[str]:
+    """`spread_multi_values` with the flags and positional arguments of the command in `argv`."""
+    if not any(a in _MULTI for a in argv):
+        return argv
+    group = typer.main.get_command(app)
+    name = next((a for a in argv if not a.startswith("-")), None)
+    cmd = getattr(group, "commands", {}).get(name) if name else None
+    if cmd is None:
+        return argv
+    # typer's parameters are its own classes (not click.Option / click.Argument): by duck type
+    flags = frozenset(o for p in cmd.params if p.param_type_name == "option"
+                      and (getattr(p, "is_flag", False) or getattr(p, "count", False))
+                      for o in (*p.opts, *p.secondary_opts)) | {"--help", "-v", "--verbose", "--version"}
+    positionals = sum(1 for p in cmd.params if p.param_type_name == "argument" and p.required)
+    return spread_multi_values(argv, flags, positionals)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line on stderr and exit 2."""
     try:
-        rv = app(standalone_mode=False)
+        rv = app(args=_spread(sys.argv[1:]), standalone_mode=False)
     except click.exceptions.UsageError as exc:
         exc.show()
         sys.exit(EXIT_BAD_INPUT)

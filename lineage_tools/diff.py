@@ -45,13 +45,11 @@ class EdgeChange:
 
 @dataclass(frozen=True)
 class ColumnChange:
-    """An output column whose inputs changed; `before`/`after` list every input, for the sentence."""
+    """An output column whose inputs changed: only the inputs that appeared, went or changed type."""
 
     model: str
     column: str | None
     kind: str  # added | removed | changed
-    before: tuple[tuple[ColumnRef, Subtype], ...] = ()
-    after: tuple[tuple[ColumnRef, Subtype], ...] = ()
     edges: tuple[EdgeChange, ...] = ()
 
 
@@ -131,10 +129,6 @@ def _edge_changes(
     return changes
 
 
-def _inputs(edges: Mapping[EdgeKey, frozenset[Subtype]], column: str | None) -> tuple[tuple[ColumnRef, Subtype], ...]:
-    return tuple(sorted((src, st) for (tgt, src), sts in edges.items() if tgt == column for st in sts))
-
-
 def _model_change(base: ModelLineage | None, head: ModelLineage | None, names: Mapping[str, str]) -> ModelChange | None:
     ref = head or base
     assert ref is not None
@@ -154,9 +148,7 @@ def _model_change(base: ModelLineage | None, head: ModelLineage | None, names: M
             kind = REMOVED
         else:
             kind = CHANGED
-        columns.append(
-            ColumnChange(uid, col, kind, _inputs(b_edges, col), _inputs(h_edges, col), tuple(by_column[col]))
-        )
+        columns.append(ColumnChange(uid, col, kind, tuple(by_column[col])))
     added = tuple(c for c in h_cols if c not in b_cols)
     removed = tuple(c for c in b_cols if c not in h_cols)
     # columns with no input at all (literals) still count as added / removed

@@ -4,7 +4,10 @@ The document is the JSON graph of `render.json_graph` (format ``lineage-tools.gr
 what the page and the Markdown summary add to it:
 
 * per node: ``layer`` (staging / intermediate / marts / seed / source ...), ``depth`` (longest
-  path from a root, the page's column), ``provenance_columns``, ``findings`` (count);
+  path from a root), ``layout`` (``rank``, ``order``, ``y``: where the page draws it, from a
+  layered layout computed here with grandalf, see `render.layout`), ``provenance_columns``,
+  ``findings`` (count);
+* ``layout``: the layout's engine, direction and size;
 * ``findings[]``: the check's findings with ``node`` (the unique_id of ``model``);
 * ``sources[]``: every registry source with its status, registry fields and ``impact``
   (models reached with mode filter/rebuild, affected columns, tainted rows when counted);
@@ -27,7 +30,7 @@ from . import provenance as pv
 from .errors import LineageToolsError, UserError
 from .graph import LineageGraph
 from .records import Finding, Node
-from .render import json_graph
+from .render import json_graph, layout
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,10 @@ def build_report(
         else:
             n["provenance_columns"] = []
         n["findings"] = per_node.get(uid, 0)
+    placed = layout.layout(doc["nodes"])
+    for n in doc["nodes"]:
+        n["layout"] = placed.nodes.get(n["id"])
+    doc["layout"] = placed.to_dict()
     doc["findings"] = findings
     doc["sources"], notes = _sources(graph, env, options, node_ids, advance)
     doc["report"] = {
@@ -160,6 +167,8 @@ def _sources(
         try:
             imp = pv.impact(graph, env, [s.source_id], count=count)
             impact = impact_dict(imp, node_ids)
+            if not count:  # not counted by the report's --rows choice, not by `impact --no-rows`
+                impact["note"] = _without_no_rows(impact["note"])
         except (LineageToolsError, OSError) as err:
             log.warning("lineage-tools: impact of %s failed: %s", s.source_id, err)
             impact = None
@@ -173,6 +182,20 @@ def _sources(
             "impact": impact,
         })
     return out, notes
+
+
+def _without_no_rows(note: str | None) -> str | None:
+    """`impact`'s note without "rows were not counted (--no-rows)", a flag `report` has not.
+
+    >>> _without_no_rows("rows were not counted (--no-rows); assumed x may hold the sources")
+    'assumed x may hold the sources'
+    >>> _without_no_rows("rows were not counted (--no-rows)") is None
+    True
+    """
+    if not note:
+        return note
+    parts = [p for p in note.split("; ") if not p.startswith("rows were not counted (--no-rows)")]
+    return "; ".join(parts) or None
 
 
 def registry_size(graph: LineageGraph, env: pv.Env) -> int:

@@ -90,14 +90,34 @@ def test_each_kind_of_change_is_one_sentence():
     d = diff_lineage(base, head)
     assert [m.name for m in d.models] == ["fct"]
     text = render(d, "text")
-    assert "`fct.revenue` was IDENTITY of `stg.amount`, is now AGGREGATION of `stg.amount` and `stg.tax`" in text
-    assert "new FILTER on `stg.status`" in text
-    assert "JOIN on `stg.tax` is now FILTER" in text
-    assert "`fct.old` was removed (was IDENTITY of `stg.amount`)" in text
+    # only what changed: the input that came, the input whose type changed; never the ones that stayed
+    assert "`fct.revenue`: new AGGREGATION of `stg.tax`; `stg.amount` was IDENTITY, is now AGGREGATION\n" in text
+    assert "`fct` (every row): new FILTER on `stg.status`; `stg.tax` was JOIN, is now FILTER\n" in text
+    assert "`fct.old` was removed\n" in text
     assert "`fct.<script>alert(1)</script>` is new: IDENTITY of `stg.tax`" in text
     assert "lineage status FULL -> PARTIAL" in text
     # a filter changed which rows fct has: every column downstream of fct is reached
     assert [(c.relation, c.column) for c in d.downstream] == [(AGG, "total")]
+
+
+def test_one_input_dropped_names_that_input_only():
+    """A column of 30 inputs that loses one: one short line naming the one that went."""
+    inputs = [(f"model.p.stg_{i:02d}", "source_id") for i in range(30)]
+    stgs = {uid: (("source_id",), [("source_id", SRC, "source_id", "IDENTITY")]) for uid, _ in inputs}
+
+    def inventory(srcs):
+        return (("source_id",), [("source_id", uid, col, "IDENTITY") for uid, col in srcs]
+                + [(None, uid, col, "FILTER") for uid, col in srcs])
+
+    base = project({**stgs, "model.p.inventory": inventory(inputs)})
+    head = project({**stgs, "model.p.inventory": inventory(inputs[1:])})
+    text = render(diff_lineage(base, head), "text")
+    lines = [line.strip() for line in text.splitlines()]
+    assert "`inventory.source_id`: IDENTITY of `stg_00.source_id` removed" in lines
+    assert "`inventory` (every row): FILTER on `stg_00.source_id` removed" in lines
+    assert "stg_01" not in text and max(len(line) for line in lines) < 200
+    md = render(diff_lineage(base, head), "markdown")
+    assert "stg_01" not in md
 
 
 def test_source_columns_and_new_models():
@@ -154,6 +174,12 @@ def test_markdown_escapes_names():
     assert "`fct.<script>alert(1)</script>`" in md
     assert "<img" not in md and "&lt;img src=x onerror=alert(1)&gt;" in md
     assert "**`fct`** (model, changed)" in md
+    # a small overview of what the change touches: the changed model, its finding, what it reaches
+    mermaid = md.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert mermaid.splitlines() == [
+        "flowchart LR", '  subgraph C["changed"]', '    c0["fct"]', "  end",
+        '  subgraph F["new findings"]', '    f0["fct"]', "  end",
+        '  subgraph R["reached downstream"]', '    r0["agg"]', "  end", "  C --> R"]
     assert "`` stg.a`b ``" in render(diff_lineage(
         project({STG: STG_MODEL}), project({STG: (("a`b",), [("a`b", SRC, "amount", "IDENTITY")])})), "markdown")
 
@@ -243,7 +269,7 @@ def test_ci_recipe_on_a_real_change(tmp_path: Path):
     diff_md = (head / "lineage-diff.md").read_text(encoding="utf-8")
     assert diff_md in text
     assert "`int_user_activity` (every row): new FILTER on `stg_user_events.event_type`" in diff_md
-    assert "`int_user_activity.n_events` had no input column, is now AGGREGATION of `stg_user_events.event_id`" in diff_md
+    assert "`int_user_activity.n_events`: new AGGREGATION of `stg_user_events.event_id`" in diff_md
     assert "`int_user_activity.n_job_actions` is new: CONDITIONAL on `stg_user_events.event_type`" in diff_md
     assert "`training_examples`: " in diff_md  # downstream columns the change reaches
     # the report: three files, its Markdown in the summary too

@@ -22,6 +22,7 @@ from conftest import copy_project, run_cli, run_dbt
 
 from lineage_tools.provenance import FILTER, REBUILD, Env, clean_rows_sql, impact, load_graph
 from lineage_tools.registry import read_registry
+from lineage_tools.render import mdtext
 
 # rebuild models that no single source of the demo data changes beyond what a filter keeps,
 # with why `rebuild` is still the right answer (filled from the differential run).
@@ -158,6 +159,36 @@ def test_markdown(built_pipeline: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "| model | mode |" in proc.stdout
     assert "```sh\ndbt build --select" in proc.stdout
+    # a reason several models share is one line above the table, not a sentence on every row
+    data = json.loads(_impact(built_pipeline, "users_partner_feed", "--format", "json", "--no-rows").stdout)
+    filter_why = next(m["reason"] for m in data["models"] if m["mode"] == "filter")
+    assert sum(m["reason"] == filter_why for m in data["models"]) >= 2
+    md = _impact(built_pipeline, "users_partner_feed", "--format", "markdown", "--no-rows").stdout
+    assert md.count(mdtext.text(filter_why)) == 1
+    text = _impact(built_pipeline, "users_partner_feed", "--no-rows").stdout
+    assert text.count(filter_why) == 1
+
+
+@pytest.mark.dbt
+def test_a_quarantined_source_says_so_and_what_remains(built_pipeline: Path) -> None:
+    """spam_model_v1 is quarantined in the committed registry and staging drops its rows: none
+    remain, so impact says that, where its raw rows stay, and gives no rebuild to run."""
+    proc = _impact(built_pipeline, "spam_model_v1")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    data = json.loads(_impact(built_pipeline, "spam_model_v1", "--format", "json").stdout)
+    n = len(data["models"])
+    assert lines[1] == f"spam_model_v1 is quarantined: 0 rows remain in the {n} models it reaches; nothing to do"
+    assert lines[2].startswith("raw rows kept in: raw_spam_scores (") and "dbt build" not in proc.stdout
+    assert data["quarantined"] == ["spam_model_v1"] and data["rows_left"] == 0
+    md = _impact(built_pipeline, "spam_model_v1", "--format", "markdown").stdout
+    assert "Quarantined, nothing left to do: 0 rows remain" in md and "```sh" not in md
+    # not counted: it says it does not know, and keeps the models and the rebuild command
+    static = _impact(built_pipeline, "spam_model_v1", "--no-rows").stdout
+    assert "spam_model_v1 is quarantined, but rows left in the models it reaches were not counted" in static
+    assert "dbt build --select" in static
+    # an active source is not called quarantined
+    assert "quarantined" not in _impact(built_pipeline, "labels_inhouse", "--no-rows").stdout
 
 
 @pytest.mark.dbt

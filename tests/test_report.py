@@ -30,7 +30,7 @@ from lineage_tools.records import (
     Status,
     Subtype,
 )
-from lineage_tools.render import html, markdown
+from lineage_tools.render import html, markdown, mdtext
 from lineage_tools.report import build_report, render_all
 
 EVIL_COLUMN = "</script><script>alert('column')</script>"
@@ -159,13 +159,54 @@ def test_names_are_text_in_html(tmp_path: Path):
 
 def test_names_are_text_in_markdown(tmp_path: Path):
     doc = report_doc(synthetic_project(30, evil=True), tmp_path)
+    evil = next(n for n in doc["nodes"] if any(c["name"] == EVIL_COLUMN for c in n["columns"]))
+    evil["status"] = "PARTIAL"  # in the diagram, which shows the models that need a look
     md = markdown.render(doc)
     outside_code = re.sub(r"(`+).*?\1", "", md)
     assert "<img" not in outside_code and "<script" not in outside_code
     assert "```mermaid" in md
     mermaid = md.split("```mermaid", 1)[1].split("```", 1)[0]
     assert "<" not in mermaid and "#lt;img src=x onerror=alert(1)#gt;" in mermaid
-    assert "| models | 30 (28 FULL, 1 PARTIAL, 1 FAILED) |" in md
+    assert "| models | 30 (27 FULL, 2 PARTIAL, 1 FAILED) |" in md
+
+
+def _quarantined_source(doc: dict, tainted: int) -> dict:
+    """A quarantined source reaching the first three models, `tainted` rows left in the first."""
+    models = [n for n in doc["nodes"] if n["type"] == "model"][:3]
+    shared = "rows reach it through row-preserving steps only"
+    return {"source_id": "bad_feed", "status": "quarantined", "status_reason": "broken batch",
+            "status_changed_on": "2026-01-01", "fields": {},
+            "impact": {"roots": [models[0]["depends_on"][0]], "rows_counted": True, "note": None,
+                       "root_rows": [{"node": models[0]["depends_on"][0], "tainted_rows": 40}],
+                       "rebuild_command": "dbt build --select x --vars '{excluded_sources: [bad_feed]}'",
+                       "models": [{"model": m["id"], "name": m["name"], "mode": "filter", "reasons": [shared],
+                                   "columns": [], "provenance_columns": [], "tainted_rows": tainted if i == 0 else 0,
+                                   "total_rows": 100} for i, m in enumerate(models)]}}
+
+
+def test_quarantined_source_with_no_row_left_is_settled_not_damage(tmp_path: Path):
+    doc = report_doc(synthetic_project(30), tmp_path)
+    doc["sources"] = [_quarantined_source(doc, 0)]
+    md = markdown.render(doc)
+    assert "Quarantined, nothing left to do: 0 rows remain in the 3 models it reaches" in md
+    assert "```sh" not in md and "dbt build" not in md  # nothing to rebuild
+    mermaid = md.split("### What needs a look", 1)[1]
+    assert "tainted" not in mermaid and "stg_" not in mermaid
+    # the reason the three models share is said once, not on every row
+    assert md.count("rows reach it through row-preserving steps only") == 1
+    assert md.count("as above (filter)") == 3
+
+
+def test_quarantined_rows_left_are_painted_and_rebuilt(tmp_path: Path):
+    doc = report_doc(synthetic_project(30), tmp_path)
+    doc["sources"] = [_quarantined_source(doc, 7)]
+    md = markdown.render(doc)
+    assert "**7 rows remain** in the models it reaches: rebuild them" in md
+    assert "```sh\ndbt build --select x" in md
+    mermaid = md.split("```mermaid", 1)[1].split("```", 1)[0]
+    first = next(n for n in doc["nodes"] if n["type"] == "model")
+    assert f"{first['name']} · quarantined rows left" in mermaid and "class n0 tainted" in mermaid
+    assert mermaid.count("[") <= 2 + len(doc["findings"])  # the touched models only, not the DAG
 
 
 def test_big_project_diagram_is_by_layer(tmp_path: Path):
@@ -224,6 +265,13 @@ def test_report_command_on_the_pipeline(built_pipeline: Path, tmp_path: Path):
     md = (out / "lineage.md").read_text(encoding="utf-8")
     assert f"#### `{quarantined[0]['source_id']}`" in md
     assert "| model | mode | tainted rows | why |" in md and "```mermaid" in md
+    # staging drops the quarantined source's rows: none remain, nothing is painted or rebuilt
+    assert f"0 rows remain in the {len(imp['models'])} models it reaches" in md
+    assert "```sh" not in md and "Nothing to point at" in md
+    filter_why = next(m["reasons"][0] for m in imp["models"] if m["mode"] == "filter")
+    assert md.count(mdtext.text(filter_why)) == 1
+    # rows counted for quarantined sources only: the others say nothing about a --no-rows flag
+    assert not any("--no-rows" in (s["impact"]["note"] or "") for s in doc["sources"])
     assert f"| models | {len(models)} (" in md
 
 

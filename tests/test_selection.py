@@ -124,3 +124,20 @@ def test_check_and_trace_select(compiled_pipeline: Path):
     # the pruned tree stops at the first node outside the selection: the staging models
     assert "raw_users_web" in full.stdout and "raw_users_web" not in pruned.stdout
     assert "stg_users_web" in pruned.stdout
+
+
+@pytest.mark.dbt
+def test_select_takes_several_values_after_one_flag_as_in_dbt(compiled_pipeline: Path):
+    def cli(*args: str):
+        return run_cli(*args, "--project-dir", str(compiled_pipeline), cwd=compiled_pipeline)
+
+    spread = cli("check", "--select", "int_user_activity", "int_users_merged", "--format", "json")
+    repeated = cli("check", "-s", "int_user_activity", "-s", "int_users_merged", "--format", "json")
+    assert spread.returncode == repeated.returncode and spread.returncode in (0, 1), spread.stderr
+    assert spread.stdout == repeated.stdout and json.loads(spread.stdout)["models_checked"] == 2
+    # trace: the column may come first or last
+    first = cli("trace", "int_users_unioned.email", "--select", "int_users_unioned", "stg_users_web")
+    last = cli("trace", "--select", "int_users_unioned", "stg_users_web", "int_users_unioned.email")
+    assert first.returncode == last.returncode == 0, last.stderr
+    assert first.stdout == last.stdout and "raw_users_web.email" in first.stdout
+    assert "raw_users_mobile.email" not in first.stdout  # stg_users_mobile is outside: not followed

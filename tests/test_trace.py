@@ -16,8 +16,29 @@ def trace(project: Path, *args: str):
     return run_cli("trace", *args, "--project-dir", str(project), cwd=project)
 
 
-def test_text_trace_to_the_roots(compiled_mini: Path):
+def test_default_trace_opens_with_roots_then_the_values_path_and_sums_up_indirect_inputs(compiled_mini: Path):
     res = trace(compiled_mini, "user_activity.source_ids")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[:5] == [
+        "user_activity.source_ids  [model.mini.user_activity]",
+        "roots: raw.events.source_id",
+        "└── DIRECT AGGREGATION  int_user_events.source_id",
+        "    └── DIRECT IDENTITY  stg_events.source_id",
+        "        └── DIRECT IDENTITY  raw.events.source_id  (root)",
+    ]
+    assert lines[5] == "rows shaped by (INDIRECT, not followed; --all follows them):"
+    summary = lines[6:]
+    # one line per model on the path, every INDIRECT input named there and nowhere else
+    assert [s.split(":")[0].strip() for s in summary] == ["user_activity", "int_user_events"]
+    assert "GROUP_BY on int_user_events.user_id" in summary[0]
+    assert "JOIN on stg_events.user_id, stg_users.user_id" in summary[1]
+    assert "FILTER incremental-only on stg_events.occurred_at" in summary[1]
+    assert len(lines) < 15
+
+
+def test_all_trace_follows_every_edge(compiled_mini: Path):
+    res = trace(compiled_mini, "user_activity.source_ids", "--all")
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines[0] == "user_activity.source_ids  [model.mini.user_activity]"
@@ -45,6 +66,7 @@ def test_downstream_trace_to_the_last_consumers(compiled_mini: Path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == [
         "raw_users.email  [seed.mini.raw_users]",
+        "last consumers: int_user_events.email, users_snapshot.email",
         "└── DIRECT TRANSFORMATION  stg_users.email",
         "    ├── DIRECT IDENTITY  int_user_events.email  (last consumer)",
         "    └── DIRECT IDENTITY  users_snapshot.email  (last consumer)",
@@ -52,8 +74,9 @@ def test_downstream_trace_to_the_last_consumers(compiled_mini: Path):
 
 
 def test_json_trace(compiled_mini: Path):
-    res = trace(compiled_mini, "stg_users.email", "--format", "json")
+    res = trace(compiled_mini, "stg_users.email", "--format", "json", "--all")
     doc = json.loads(res.stdout)
+    assert "indirect" not in doc
     assert doc["direction"] == "upstream"
     assert doc["column"] == {"node": "model.mini.stg_users", "label": "stg_users", "column": "email"}
     steps = {(s["to"]["node"], s["to"]["column"]): s for s in doc["tree"]["edges"]}
@@ -62,6 +85,14 @@ def test_json_trace(compiled_mini: Path):
                                          "incremental_only": False}]
     assert steps[("seed.mini.data_sources", "status")]["dataset_wide"] is True
     assert {"node": "seed.mini.raw_users", "label": "raw_users", "column": "email"} in doc["ends"]
+    # by default: the DIRECT tree and the INDIRECT inputs per model
+    doc = json.loads(trace(compiled_mini, "stg_users.email", "--format", "json").stdout)
+    assert [s["to"]["node"] for s in doc["tree"]["edges"]] == ["seed.mini.raw_users"]
+    (stg,) = doc["indirect"]
+    assert stg["node"] == "model.mini.stg_users"
+    assert {"subtype": "FILTER", "columns": [{"node": "seed.mini.data_sources", "label": "data_sources",
+                                              "column": "status"}]} in [
+        dict(e, columns=[c for c in e["columns"] if c["column"] == "status"]) for e in stg["edges"]]
 
 
 def test_missing_column_is_exit_2_with_the_closest_names(compiled_mini: Path):

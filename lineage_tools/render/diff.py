@@ -1,7 +1,9 @@
 """A `LineageDiff` as text, JSON or Markdown; every form tells the same sentences.
 
-A changed column reads like "`fct.revenue` was IDENTITY of `stg.amount`, is now AGGREGATION
-of `stg.amount` and `stg.tax`"; a dataset-wide change like "new FILTER on `stg.status`".
+A sentence names only what changed: the inputs that appeared or went, and the inputs whose
+type changed, never the inputs that stayed. A changed column reads like "`fct.revenue`:
+`stg.amount` was IDENTITY, is now AGGREGATION; new AGGREGATION of `stg.tax`"; a dataset-wide
+change like "`fct` (every row): new FILTER on `stg.status`".
 """
 
 from __future__ import annotations
@@ -16,52 +18,67 @@ from . import mdtext
 Quote = Callable[[str], str]
 
 MAX_DOWNSTREAM = 40
+MAX_NAMES = 6  # inputs named in one group of a sentence; the rest counted
 
 
 def _plain(s: str) -> str:
     return f"`{s}`"
 
 
-def describe_inputs(d: LineageDiff, inputs: Sequence[tuple[ColumnRef, Subtype]], q: Quote) -> str:
-    """'IDENTITY of `a`; CONDITIONAL on `b` and `c`' (DIRECT reads 'of', INDIRECT 'on')."""
-    if not inputs:
-        return "no input column (a constant)"
-    groups: dict[Subtype, list[str]] = {}
-    for src, st in inputs:
-        groups.setdefault(st, []).append(q(d.ref(src)))
-    parts = []
-    for st in sorted(groups, key=lambda s: (s.type != EdgeType.DIRECT, list(Subtype).index(s))):
-        word = "of" if st.type == EdgeType.DIRECT else "on"
-        parts.append(f"{st.value} {word} {mdtext.join_words(groups[st])}")
-    return "; ".join(parts)
+def _names(items: Sequence[str]) -> str:
+    """'`a`', '`a` and `b`', ..., '`a`, `b`, ... and 4 more'."""
+    if len(items) > MAX_NAMES:
+        return ", ".join(items[:MAX_NAMES]) + f" and {len(items) - MAX_NAMES} more"
+    return mdtext.join_words(list(items))
 
 
-def _edge_sentence(d: LineageDiff, e: EdgeChange, q: Quote) -> str:
-    src = q(d.ref(e.source))
-    after = "/".join(s.value for s in e.after)
-    before = "/".join(s.value for s in e.before)
-    if e.kind == ADDED:
-        return f"new {after} on {src}"
-    if e.kind == REMOVED:
-        return f"{before} on {src} removed"
-    return f"{before} on {src} is now {after}"
+def _subtypes(sts: Sequence[Subtype]) -> str:
+    return "/".join(s.value for s in sts)
+
+
+def _word(sts: Sequence[Subtype]) -> str:
+    """DIRECT inputs are values a column is made *of*; INDIRECT ones decide *on* its rows."""
+    return "of" if all(s.type == EdgeType.DIRECT for s in sts) else "on"
+
+
+def _order(item: tuple[tuple[Subtype, ...], list[str]]) -> tuple[bool, list[int]]:
+    """DIRECT groups first, then in the taxonomy's order."""
+    sts = item[0]
+    return (_word(sts) == "on", [list(Subtype).index(s) for s in sts])
+
+
+def edge_sentences(d: LineageDiff, edges: Sequence[EdgeChange], q: Quote) -> list[str]:
+    """Inputs added / removed grouped by their types, then each type change on its own:
+    ['new AGGREGATION of `stg.tax`', 'IDENTITY of `stg.x` and `stg.y` removed',
+    '`stg.amount` was IDENTITY, is now AGGREGATION']."""
+    added: dict[tuple[Subtype, ...], list[str]] = {}
+    removed: dict[tuple[Subtype, ...], list[str]] = {}
+    changed: list[str] = []
+    for e in edges:
+        src = q(d.ref(e.source))
+        if e.kind == ADDED:
+            added.setdefault(e.after, []).append(src)
+        elif e.kind == REMOVED:
+            removed.setdefault(e.before, []).append(src)
+        else:
+            changed.append(f"{src} was {_subtypes(e.before)}, is now {_subtypes(e.after)}")
+    out = [f"new {_subtypes(sts)} {_word(sts)} {_names(srcs)}" for sts, srcs in sorted(added.items(), key=_order)]
+    out += [f"{_subtypes(sts)} {_word(sts)} {_names(srcs)} removed" for sts, srcs in sorted(removed.items(), key=_order)]
+    return out + changed
 
 
 def column_sentence(d: LineageDiff, c: ColumnChange, q: Quote) -> str:
     """One line per changed output column (or per model, for dataset-wide edges)."""
     model = d.name(c.model)
     if c.column is None:
-        return f"{q(model)} (every row): " + "; ".join(_edge_sentence(d, e, q) for e in c.edges)
+        return f"{q(model)} (every row): " + "; ".join(edge_sentences(d, c.edges, q))
     col = q(f"{model}.{c.column}")
-    if c.kind == ADDED:
-        return f"{col} is new: {describe_inputs(d, c.after, q)}"
     if c.kind == REMOVED:
-        return f"{col} was removed (was {describe_inputs(d, c.before, q)})"
-    if not c.before:
-        return f"{col} had no input column, is now {describe_inputs(d, c.after, q)}"
-    if not c.after:
-        return f"{col} was {describe_inputs(d, c.before, q)}, now has no input column"
-    return f"{col} was {describe_inputs(d, c.before, q)}, is now {describe_inputs(d, c.after, q)}"
+        return f"{col} was removed"
+    parts = edge_sentences(d, c.edges, q)
+    if c.kind == ADDED:  # every input is new: "is new: IDENTITY of `a`; FILTER on `b`"
+        return f"{col} is new: " + "; ".join(p.removeprefix("new ") for p in parts)
+    return f"{col}: " + "; ".join(parts)
 
 
 def model_lines(d: LineageDiff, m: ModelChange, q: Quote) -> list[str]:
@@ -144,9 +161,40 @@ def render_text(d: LineageDiff) -> str:
     return "\n".join(lines) + "\n"
 
 
+MAX_DIAGRAM = 12  # models per group of the diff's Mermaid overview
+
+
+def mermaid(d: LineageDiff) -> list[str]:
+    """The models a change touches, at comment width: changed ones, new findings, and the models
+    downstream that the change reaches, one group each (not the whole DAG)."""
+    changed = list(dict.fromkeys(m.name for m in d.models))
+    found = [n for n in dict.fromkeys(d.name(f.model) for f in d.findings_added)]
+    reached = [n for n in dict.fromkeys(d.name(c.relation) for c in d.downstream) if n not in changed]
+    groups = [(g, title, names) for g, title, names in (("C", "changed", changed), ("F", "new findings", found),
+                                                        ("R", "reached downstream", reached)) if names]
+    if not groups:
+        return []
+    lines = ["```mermaid", "flowchart LR"]
+    for g, title, names in groups:
+        lines.append(f"  subgraph {g}[{mdtext.mermaid_label(title)}]")
+        for i, name in enumerate(names[:MAX_DIAGRAM]):
+            lines.append(f"    {g.lower()}{i}[{mdtext.mermaid_label(name)}]")
+        if len(names) > MAX_DIAGRAM:
+            lines.append(f"    {g.lower()}more[{mdtext.mermaid_label(f'and {len(names) - MAX_DIAGRAM} more')}]")
+        lines.append("  end")
+    present = [g for g, _, _ in groups]
+    if "C" in present and "R" in present:
+        lines.append("  C --> R")
+    lines.append("```")
+    return lines
+
+
 def render_markdown(d: LineageDiff) -> str:
     q = mdtext.code
     lines = ["### Lineage diff", "", summary_line(d), ""]
+    overview = mermaid(d)
+    if overview:
+        lines += overview + [""]
     for m in d.models:
         lines.append(f"**{q(m.name)}** ({m.resource_type}, {m.kind})")
         lines.append("")
@@ -202,8 +250,6 @@ def to_dict(d: LineageDiff) -> dict:
                         "column": c.column,
                         "change": c.kind,
                         "sentence": column_sentence(d, c, _plain),
-                        "before": [dict(_ref(s, d), subtype=st.value, type=st.type.value) for s, st in c.before],
-                        "after": [dict(_ref(s, d), subtype=st.value, type=st.type.value) for s, st in c.after],
                         "edges": [
                             {
                                 "source": _ref(e.source, d),

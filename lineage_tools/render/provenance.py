@@ -10,6 +10,7 @@ GitHub Actions annotations (check) or Markdown (impact).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from ..provenance import CheckResult, Impact, QuarantineResult, clean_rows_sql
@@ -78,7 +79,23 @@ def check_github(result: CheckResult) -> str:
 
 # ---- impact --------------------------------------------------------------------------------
 
-def impact_dict(imp: Impact, emit_sql: bool = False) -> dict[str, Any]:
+def rows_left(imp: Impact) -> int | None:
+    """Rows of the sources still in the models they reach (None: not counted)."""
+    if not imp.rows_counted:
+        return None
+    counted = [m.tainted_rows for m in imp.models if m.tainted_rows is not None]
+    return sum(counted) if counted or not imp.models else None
+
+
+def shared_reasons(imp: Impact) -> dict[str, list[str]]:
+    """Reasons several models give word for word (the `filter` sentence): said once, above them."""
+    by_reason: dict[str, list[str]] = {}
+    for m in imp.models:
+        by_reason.setdefault(m.reason, []).append(m.model)
+    return {why: names for why, names in by_reason.items() if why and len(names) > 1}
+
+
+def impact_dict(imp: Impact, emit_sql: bool = False, quarantined: Sequence[str] = ()) -> dict[str, Any]:
     models = []
     for m in imp.models:
         row: dict[str, Any] = {
@@ -91,16 +108,18 @@ def impact_dict(imp: Impact, emit_sql: bool = False) -> dict[str, Any]:
         models.append(row)
     return {
         "source_ids": list(imp.source_ids),
+        "quarantined": [s for s in imp.source_ids if s in quarantined],
         "roots": list(imp.roots),
         "rows_counted": imp.rows_counted,
+        "rows_left": rows_left(imp),
         "note": imp.note,
         "models": models,
         "rebuild_command": imp.rebuild_command,
     }
 
 
-def impact_json(imp: Impact, emit_sql: bool = False) -> str:
-    return _dump(impact_dict(imp, emit_sql))
+def impact_json(imp: Impact, emit_sql: bool = False, quarantined: Sequence[str] = ()) -> str:
+    return _dump(impact_dict(imp, emit_sql, quarantined))
 
 
 def _rows(m) -> str:
@@ -110,7 +129,19 @@ def _rows(m) -> str:
     return f"{tainted} of {m.total_rows} rows tainted"
 
 
-def impact_text(imp: Impact, emit_sql: bool = False) -> str:
+def _held(imp: Impact, q=lambda s: s) -> str:
+    return ", ".join(f"{q(r)} ({md.plural(n, 'row')})" for r, n in imp.root_rows) if imp.root_rows else \
+        ", ".join(q(r) for r in imp.roots)
+
+
+def _settled(imp: Impact, quarantined: Sequence[str]) -> tuple[bool, int | None]:
+    """(every source quarantined already, rows of them left in the models they reach)."""
+    every = bool(imp.source_ids) and all(s in quarantined for s in imp.source_ids)
+    return every, rows_left(imp)
+
+
+def impact_text(imp: Impact, emit_sql: bool = False, quarantined: Sequence[str] = ()) -> str:
+    """What the sources reach; for sources already quarantined, what remains of them."""
     ids = ", ".join(imp.source_ids)
     out = [f"impact of {ids}"]
     if not imp.models:
@@ -118,19 +149,41 @@ def impact_text(imp: Impact, emit_sql: bool = False) -> str:
         if imp.note:
             out.append(f"note: {imp.note}")
         return "\n".join(out) + "\n"
-    held = ", ".join(f"{r} ({n} rows)" for r, n in imp.root_rows) if imp.root_rows else ", ".join(imp.roots)
-    out.append(f"rows held in: {held}")
+    every, left = _settled(imp, quarantined)
+    verb = "is" if len(imp.source_ids) == 1 else "are"
+    if every and left == 0:
+        out.append(f"{ids} {verb} quarantined: 0 rows remain in the {md.plural(len(imp.models), 'model')} "
+                   "it reaches; nothing to do")
+        out.append(f"raw rows kept in: {_held(imp)}")
+        out.append(f"models reached, all clean: {', '.join(m.model for m in imp.models)}")
+        if imp.note:
+            out.append(f"note: {imp.note}")
+        return "\n".join(out) + "\n"
+    if every:
+        out.append(f"{ids} {verb} quarantined, but rows left in the models it reaches were not counted"
+                   if left is None else
+                   f"{ids} {verb} quarantined, but {md.plural(left, 'row')} remain in the models it reaches: rebuild them")
+    else:
+        already = [s for s in imp.source_ids if s in quarantined]
+        if already:
+            out.append(f"already quarantined: {', '.join(already)}")
+    out.append(f"rows held in: {_held(imp)}")
     if imp.note:
         out.append(f"note: {imp.note}")
     n_filter = sum(m.mode == "filter" for m in imp.models)
     out.append(f"{md.plural(len(imp.models), 'model')} reached: {n_filter} filter, {len(imp.models) - n_filter} rebuild")
+    shared = shared_reasons(imp)
+    for why, names in shared.items():
+        mode = next(m.mode for m in imp.models if m.reason == why)
+        out.append(f"  {mode} ({md.plural(len(names), 'model')}): {why}")
     out.append("")
     width = max(len(m.model) for m in imp.models)
     for m in imp.models:
         out.append(f"  {m.model:<{width}}  {m.mode:<7}  {_rows(m)}")
         if m.columns:
             out.append(f"  {'':<{width}}  columns: {', '.join(m.columns)}")
-        out.append(f"  {'':<{width}}  why: {m.reason}")
+        if m.reason not in shared:
+            out.append(f"  {'':<{width}}  why: {m.reason}")
         if emit_sql:
             sql = clean_rows_sql(imp, m)
             if sql:
@@ -141,7 +194,7 @@ def impact_text(imp: Impact, emit_sql: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-def impact_markdown(imp: Impact, emit_sql: bool = False) -> str:
+def impact_markdown(imp: Impact, emit_sql: bool = False, quarantined: Sequence[str] = ()) -> str:
     ids = ", ".join(md.code(s) for s in imp.source_ids)
     out = [f"## Impact of {ids}", ""]
     if not imp.models:
@@ -149,18 +202,32 @@ def impact_markdown(imp: Impact, emit_sql: bool = False) -> str:
         if imp.note:
             out += ["", f"_Note: {md.text(imp.note)}_"]
         return "\n".join(out) + "\n"
-    held = ", ".join(f"{md.code(r)} ({n} rows)" for r, n in imp.root_rows) if imp.root_rows else \
-        ", ".join(md.code(r) for r in imp.roots)
-    out.append(f"Rows held in: {held}.")
+    every, left = _settled(imp, quarantined)
+    if every and left == 0:
+        out.append(f"Quarantined, nothing left to do: 0 rows remain in the {md.plural(len(imp.models), 'model')} "
+                   f"it reaches; raw rows kept in {_held(imp, md.code)}.")
+        if imp.note:
+            out += ["", f"_Note: {md.text(imp.note)}_"]
+        return "\n".join(out) + "\n"
+    if every:
+        out += ["Quarantined, but rows left in the models it reaches were not counted." if left is None else
+                f"Quarantined, but **{md.plural(left, 'row')} remain** in the models it reaches: rebuild them.", ""]
+    out.append(f"Rows held in: {_held(imp, md.code)}.")
     if imp.note:
         out += ["", f"_Note: {md.text(imp.note)}_"]
+    shared = shared_reasons(imp)
+    if shared:
+        out.append("")
+        for why, names in shared.items():
+            mode = next(m.mode for m in imp.models if m.reason == why)
+            out.append(f"- **{mode}** ({md.plural(len(names), 'model')}): {md.text(why)}")
     out += ["", "| model | mode | tainted rows | total rows | columns | why |", "|---|---|---:|---:|---|---|"]
     for m in imp.models:
         tainted = "" if m.tainted_rows is None else str(m.tainted_rows)
         total = "" if m.total_rows is None else str(m.total_rows)
         cols = ", ".join(md.code(c, in_table=True) for c in m.columns)
-        out.append(f"| {md.code(m.model, in_table=True)} | **{m.mode}** | {tainted} | {total} | {cols} | "
-                   f"{md.text(m.reason).replace('|', '&#124;')} |")
+        why = f"as above ({m.mode})" if m.reason in shared else md.text(m.reason).replace('|', '&#124;')
+        out.append(f"| {md.code(m.model, in_table=True)} | **{m.mode}** | {tainted} | {total} | {cols} | {why} |")
     out += ["", "Rebuild without the sources:", "", "```sh", imp.rebuild_command or "", "```"]
     if emit_sql:
         for m in imp.models:
