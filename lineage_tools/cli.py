@@ -7,7 +7,6 @@ Each subcommand is a thin function: all work happens in the library modules.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -49,7 +48,7 @@ ProfilesDir = Annotated[
 Target = Annotated[Optional[str], typer.Option("--target", "-t", help="dbt target to use.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 OutputFile = Annotated[
-    Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout (- for stdout).")
 ]
 
 
@@ -75,14 +74,11 @@ def _root(
 
 
 def write_output(text: str, output: Path | None) -> None:
-    """Write rendered data to stdout or to `output`, atomically (no half-written file)."""
-    if output is None:
-        sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
-        return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(output)
+    """Write rendered data to stdout (no path, or ``-``) or to `output` (see `output.write_text`:
+    atomic for a regular file, direct for a device or FIFO, a folder refused)."""
+    from .output import write_text
+
+    write_text(text, output, newline=True)
 
 
 class ExportFormat(str, Enum):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -201,16 +200,9 @@ def _records(text: str) -> list[tuple[str, str]]:
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace `path` with `text` atomically: a reader sees the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from .output import write_text
+
+    write_text(text, path)
 
 
 def set_status(
