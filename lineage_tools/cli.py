@@ -396,7 +396,7 @@ def impact_command(
 def _set_sources(source_ids: list[str], quarantine: bool, reason: str, dry_run: bool, fmt: str,
                  project_dir: Path, profiles_dir: Path | None, target: str | None, vars: str | None = None) -> int:
     from .project import load_graph
-    from .provenance import RebuildError, set_sources
+    from .quarantine import RebuildError, set_sources
     from .render import provenance as render
 
     env = _config(project_dir, profiles_dir, target, vars)
