@@ -409,16 +409,24 @@ def _serve(graph: LineageGraph, env: Env, registry_path: Path, queue: _Queue, mi
                         "proof did not end); to finish: %s", e.get("action"), ", ".join(e.get("source_ids") or ()),
                         e.get("rerun"))
     work: list[_Job] = []
-    for job in jobs:
-        result = _nothing_to_do(env, graph, prov, every, job, pending)
-        if result is not None:
-            queue.reply(job.held, job.request, _result_answer(result))
-        else:
-            work.append(job)
+    try:
+        for job in jobs:
+            result = _nothing_to_do(env, graph, prov, every, job, pending)
+            if result is not None:
+                queue.reply(job.held, job.request, _result_answer(result))
+            else:
+                work.append(job)
+        if work:
+            _prepare(graph, env, prov, work)
+    except LineageToolsError as exc:  # before anything was written: say so to every request left
+        for job in jobs:
+            if job.held.exists():
+                queue.reply(job.held, job.request, _error_answer(_unchanged(exc, job.request)))
+        return
     if not work:
         return
     try:
-        _rebuild(graph, env, registry, prov, every, work, pending, on_line)
+        _rebuild(graph, env, registry, work, pending, on_line)
     except LineageToolsError as exc:  # answered to every request of the pass
         for job in work:
             queue.reply(job.held, job.request, _error_answer(_for_request(exc, job.request)))
@@ -439,6 +447,12 @@ def _serve(graph: LineageGraph, env: Env, registry_path: Path, queue: _Queue, mi
         queue.reply(job.held, job.request, answer)
     # a rebuild is finished once its sources' latest change is proven
     _set_pending(env, [e for e in _pending(env) if not any(set(e.get("source_ids") or ()) <= ids for ids in done)])
+
+
+def _unchanged(exc: LineageToolsError, request: Request) -> LineageToolsError:
+    """An error met before anything was written, saying so and how to try again."""
+    out = type(exc)(f"{exc}; nothing was changed: once that is fixed, run {request.rerun}")
+    return out
 
 
 def _for_request(exc: LineageToolsError, request: Request) -> LineageToolsError:
@@ -467,15 +481,20 @@ def _nothing_to_do(env: Env, graph: LineageGraph, prov: Provenance, every: Seque
     return replace(plan, models=(), remaining_tainted_rows=remaining, note=note, nothing_to_do=True)
 
 
-def _rebuild(graph: LineageGraph, env: Env, registry: reg.Registry, prov: Provenance, every: Sequence[str],
-             work: list[_Job], pending: list[dict[str, Any]], on_line: Callable[[str], None] | None) -> None:
-    """Registry edits of every request, then one seed and one build for all of them."""
+def _prepare(graph: LineageGraph, env: Env, prov: Provenance, work: list[_Job]) -> None:
+    """Rows before, and the rebuild can start (the warehouse is built and can be opened for
+    writing): checked before anything is written."""
     for job in work:
         uids = [m.unique_id for m in job.impact.models]
         job.before = _counts(env, graph, prov, uids, job.request.source_ids) if uids else wh.Counts({}, False)
         if uids and not job.before.built:
             raise WarehouseError(f"cannot {job.request.action}: the warehouse is not built (run `dbt build` first)")
-    wh.ensure_writable(env)  # busy: stop before anything is written, the rebuild could not start
+    wh.ensure_writable(env)
+
+
+def _rebuild(graph: LineageGraph, env: Env, registry: reg.Registry, work: list[_Job],
+             pending: list[dict[str, Any]], on_line: Callable[[str], None] | None) -> None:
+    """Registry edits of every request, then one seed and one build for all of them."""
     _set_pending(env, pending + [{"id": j.request.id, "action": j.request.action,
                                   "source_ids": list(j.request.source_ids), "rerun": j.request.rerun} for j in work])
     for job in work:
