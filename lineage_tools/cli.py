@@ -7,7 +7,6 @@ Each subcommand is a thin function: all work happens in the library modules.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -85,7 +84,7 @@ Vars = Annotated[
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 OutputFile = Annotated[
-    Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Write to this file instead of stdout.")
+    Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Write to this file instead of stdout (- for stdout).")
 ]
 
 
@@ -111,14 +110,11 @@ def _root(
 
 
 def write_output(text: str, output: Path | None) -> None:
-    """Write rendered data to stdout or to `output`, atomically (no half-written file)."""
-    if output is None:
-        sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
-        return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(output)
+    """Write rendered data to stdout (no path, or ``-``) or to `output` (see `output.write_text`:
+    atomic for a regular file, direct for a device or FIFO, a folder refused)."""
+    from .output import write_text
+
+    write_text(text, output, newline=True)
 
 
 class ExportFormat(str, Enum):
@@ -455,7 +451,7 @@ def _quarantined_ids(graph, env, source_ids) -> tuple[str, ...]:
 def _set_sources(source_ids: list[str], quarantine: bool, reason: str, dry_run: bool, fmt: str,
                  project_dir: Path, profiles_dir: Path | None, target: str | None, vars: str | None = None) -> int:
     from .project import load_graph
-    from .provenance import RebuildError, set_sources
+    from .quarantine import RebuildError, set_sources
     from .render import provenance as render
 
     env = _config(project_dir, profiles_dir, target, vars)

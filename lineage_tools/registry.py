@@ -5,6 +5,11 @@ The registry is a CSV a reviewer reads in a diff, so an edit changes only the ce
 (`status`, `status_reason`, `status_changed_on`) and keeps every other byte: row order,
 quoting, line endings. Files are replaced atomically (temp file + rename).
 
+One writer at a time: every change runs under `locked(path)`, a lock file beside the registry
+(``.data_sources.csv.lock``, from the filelock library) that a whole quarantine holds from
+reading the registry to its final proof. A second writer waits a bounded time, then fails with
+`RegistryBusyError` naming the holder (its pid, command and start, from ``...lock.holder``).
+
 >>> check_id_syntax("spam_model_v1")
 'spam_model_v1'
 >>> split_raw_fields('a,"b, c",,d')
@@ -15,15 +20,21 @@ quoting, line endings. Files are replaced atomically (temp file + rename).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+import socket
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
+
+import filelock
 
 from .errors import UnknownNodeError, UserError
 
@@ -32,10 +43,17 @@ log = logging.getLogger(__name__)
 SOURCE_ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 ACTIVE, QUARANTINED = "active", "quarantined"
 STATUS_COLUMNS = ("status", "status_reason", "status_changed_on")
+#: How long a writer waits for another one to finish (seconds); LINEAGE_TOOLS_LOCK_WAIT overrides.
+LOCK_WAIT = 600.0
+BOM = "\ufeff"  # a byte-order mark some editors write: read past it, keep it when writing
 
 
 class RegistryError(UserError):
     """The registry seed is missing or does not have the columns this tool needs."""
+
+
+class RegistryBusyError(UserError):
+    """Another writer held the registry for longer than this one would wait. Exit 2."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,68 @@ def validate_ids(source_ids: Iterable[str], registry: Registry) -> tuple[str, ..
     return tuple(ids)
 
 
+def lock_path(path: Path) -> Path:
+    """The lock file of the registry at `path` (beside it, hidden)."""
+    return path.with_name(f".{path.name}.lock")
+
+
+def lock_wait() -> float:
+    """Seconds a writer waits for the registry: LINEAGE_TOOLS_LOCK_WAIT, else `LOCK_WAIT`."""
+    raw = os.environ.get("LINEAGE_TOOLS_LOCK_WAIT", "")
+    try:
+        return max(0.0, float(raw)) if raw.strip() else LOCK_WAIT
+    except ValueError:
+        raise UserError(f"LINEAGE_TOOLS_LOCK_WAIT={raw!r}: not a number of seconds") from None
+
+
+def _holder_path(path: Path) -> Path:
+    return lock_path(path).with_name(lock_path(path).name + ".holder")
+
+
+def holder(path: Path) -> str:
+    """Who holds the registry's lock, as one line (best effort: the holder writes it on taking
+    the lock and removes it on letting go)."""
+    try:
+        info = json.loads(_holder_path(path).read_text(encoding="utf-8"))
+        return (f"pid {info['pid']} on {info['host']}, `{info['command']}`, since {info['since']}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process (it left no name)"
+
+
+@contextlib.contextmanager
+def locked(path: Path, *, wait: float | None = None) -> Iterator[None]:
+    """Hold the registry at `path` for writing; re-entrant in one thread. Waits `wait` seconds
+    (default `lock_wait()`) for another holder, then raises `RegistryBusyError` naming it."""
+    wait = lock_wait() if wait is None else wait
+    lock = filelock.FileLock(lock_path(path), is_singleton=True)
+    try:
+        lock.acquire(timeout=wait)
+    except filelock.Timeout:
+        raise RegistryBusyError(
+            f"the source registry {path} is being changed by {holder(path)}; waited {wait:g} s "
+            "(LINEAGE_TOOLS_LOCK_WAIT sets how long): run this again when it has finished") from None
+    except OSError as err:
+        raise RegistryError(f"cannot lock the source registry {path}: {err.strerror or err}") from err
+    outermost = lock.lock_counter == 1
+    try:
+        if outermost:
+            _write_holder(path)
+        yield
+    finally:
+        if outermost:
+            with contextlib.suppress(OSError):
+                _holder_path(path).unlink()
+        lock.release()
+
+
+def _write_holder(path: Path) -> None:
+    info = {"pid": os.getpid(), "host": socket.gethostname(),
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300],
+            "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    with contextlib.suppress(OSError):
+        write_atomic(_holder_path(path), json.dumps(info))
+
+
 def _read_text(path: Path) -> str:
     try:
         with open(path, encoding="utf-8", newline="") as fh:
@@ -120,7 +200,7 @@ def _read_text(path: Path) -> str:
 def read_registry(path: Path) -> Registry:
     """Read the registry CSV at `path`."""
     text = _read_text(path)
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = list(csv.reader(io.StringIO(text.removeprefix(BOM))))
     if not rows:
         raise RegistryError(f"the source registry {path} is empty")
     header = [h.strip() for h in rows[0]]
@@ -201,16 +281,9 @@ def _records(text: str) -> list[tuple[str, str]]:
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace `path` with `text` atomically: a reader sees the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from .output import write_text
+
+    write_text(text, path)
 
 
 def set_status(
@@ -223,16 +296,22 @@ def set_status(
     """Set `status` (and its reason and date) of `source_ids` in the registry CSV at `path`.
 
     Only rows whose status changes are touched (so a re-run changes nothing and keeps the
-    first date). Returns the ids whose row changed.
+    first date). Returns the ids whose row changed. Reads and writes under `locked(path)`, so
+    concurrent writers never undo each other's change.
     """
     for sid in source_ids:
         check_id_syntax(sid)
-    reason = " ".join(reason.split())
+    with locked(path):
+        return _set_status(path, source_ids, status, " ".join(reason.split()), on)
+
+
+def _set_status(path: Path, source_ids: Sequence[str], status: str, reason: str,
+                on: date | None) -> tuple[str, ...]:
     text = _read_text(path)
     records = _records(text)
     if not records:
         raise RegistryError(f"the source registry {path} is empty")
-    header = [h.strip() for h in next(csv.reader([records[0][0]]))]
+    header = [h.strip() for h in next(csv.reader([records[0][0].removeprefix(BOM)]))]
     missing = [c for c in ("source_id", *STATUS_COLUMNS) if c not in header]
     if missing:
         raise RegistryError(f"the source registry {path} has no column {', '.join(missing)}")

@@ -19,7 +19,6 @@ what the page and the Markdown summary add to it:
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -217,14 +216,14 @@ def safe_output_dir(path: Path) -> Path:
 
 def write_files(out_dir: Path, files: dict[str, str]) -> list[Path]:
     """Write each file atomically (temp + rename) inside `out_dir`, nowhere else."""
+    from .output import write_text
+
     written = []
     for name, text in files.items():
         if Path(name).name != name or name in ("", ".", ".."):
             raise UserError(f"{name!r}: report files are written only inside {out_dir}")
         dest = out_dir / name
-        tmp = out_dir / f".{name}.{os.getpid()}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(dest)
+        write_text(text, dest)
         written.append(dest)
     return written
 

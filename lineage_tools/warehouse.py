@@ -158,6 +158,25 @@ class _DuckDB:
         self.con.close()
 
 
+def ensure_writable(config: DbtConfig) -> None:
+    """`WarehouseBusy` when a rebuild could not open the warehouse for writing now (DuckDB: another
+    process holds the file). Called before anything is written, so that a busy warehouse stops a
+    quarantine with nothing changed. Other adapters are not checked (their servers arbitrate)."""
+    path = config.duckdb_path if config.adapter_type == "duckdb" else None
+    if path is None or not path.is_file():
+        return
+    import duckdb
+
+    try:
+        duckdb.connect(str(path)).close()
+    except duckdb.Error as exc:
+        msg = one_line(exc)
+        if "lock" in msg.lower():
+            raise WarehouseBusy(f"the warehouse {path} is busy: another process holds it open (a dbt run?); "
+                                "nothing was changed: retry when it is done") from None
+        raise WarehouseError(f"{path}: cannot open the DuckDB file for writing ({msg})") from None
+
+
 def _duckdb_types(db: _DuckDB, relations: Sequence[Relation]) -> dict[tuple[str, str], dict[str, str]]:
     """Column types of the relations that exist, keyed like `_columns_sql`'s rows: tables and
     views from the catalog, other relations (e.g. external Parquet files) by describing them."""

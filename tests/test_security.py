@@ -28,6 +28,9 @@ PACKAGE = PROJECT_ROOT / "lineage_tools"
 EVIL_COLUMN = "x\"'; drop table raw_users; --<script>alert(1)</script>|`*"
 EVIL_MODEL = "evil<svg>|*[x](y)"  # dbt refuses spaces and dbt-duckdb cannot build names with a double quote
 EVIL_SOURCE_ID = "x'); drop table raw_users; --"
+# What GitHub would turn into a notification or a link in a pull-request comment.
+LIVE_COLUMN = "ping @team on #12 and GH-3, see https://x.example or www.x.example, mail a@b.co_source_id"
+LIVE_TRIGGERS = re.compile(r"@\w|#\d|\bGH-\d|://|\bwww\.", re.I)
 
 
 # ---- no shell strings ------------------------------------------------------------------------
@@ -121,8 +124,17 @@ def evil_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (project / "models" / "marts" / f"{EVIL_MODEL}.sql").write_text(
         f'select\n    user_id,\n    email as "{quoted}",\n    source_id\nfrom {{{{ ref(\'stg_users\') }}}}\n',
         encoding="utf-8")
+    (project / "models" / "marts" / "live_names.sql").write_text(
+        f"select\n    user_id,\n    'x' as \"{LIVE_COLUMN}\",\n    source_id\nfrom {{{{ ref('stg_users') }}}}\n",
+        encoding="utf-8")
     run_dbt(project, "build", "--exclude", "broken_report")
     return project
+
+
+def _outside_code(md: str) -> str:
+    """Markdown with its code spans and fenced blocks (where GitHub links and pings nothing) cut out."""
+    md = re.sub(r"^```.*?^```", "", md, flags=re.S | re.M)
+    return re.sub(r"(`+) .*? \1|(`+)[^`]*?\2", "", md)
 
 
 def _raw_users(project: Path) -> int:
@@ -158,6 +170,20 @@ def test_crafted_names_are_text_in_the_report(evil_project: Path, tmp_path: Path
     assert EVIL_MODEL in json.dumps(json.loads((out / "lineage.json").read_text(encoding="utf-8")), ensure_ascii=False)
     md = (out / "lineage.md").read_text(encoding="utf-8")
     assert "<svg>" not in md and "<script>" not in md
+
+
+@pytest.mark.dbt
+def test_names_in_markdown_ping_and_link_nothing_on_github(evil_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_cli("report", "--project-dir", str(evil_project), "-o", str(out), "--rows", "none", "--quiet",
+                   cwd=evil_project)
+    assert proc.returncode == 0, proc.stderr
+    md = (out / "lineage.md").read_text(encoding="utf-8")
+    assert "ping @" in md  # the finding on the crafted column is in the summary...
+    live = LIVE_TRIGGERS.findall(_outside_code(md))
+    assert not live, f"would fire on GitHub: {live}"  # ...and nothing in it would fire
+    # the text reads the same once rendered: the breaks are empty HTML comments
+    assert "ping @<!-- -->team on #<!-- -->12" in md
 
 
 @pytest.mark.dbt

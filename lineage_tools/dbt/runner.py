@@ -102,6 +102,28 @@ def dbt_argv(cfg: DbtConfig, args: Sequence[str]) -> list[str]:
     return [dbt_executable(), *args, *flags]
 
 
+def _dies_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that makes the child end when this process ends, however it ends (even
+    ``kill -9``): Linux's PR_SET_PDEATHSIG sends the child SIGTERM. None where there is no prctl."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent ended between fork and prctl
+            os._exit(1)
+
+    return preexec
+
+
 def run_dbt(cfg: DbtConfig, args: Sequence[str], on_line: Callable[[str], None] | None = None) -> int:
     """Run `dbt <args>` for `cfg` as a child process (argv list, no shell), from the project
     folder (dbt resolves relative paths of profiles against it).
@@ -111,7 +133,7 @@ def run_dbt(cfg: DbtConfig, args: Sequence[str], on_line: Callable[[str], None] 
     _record("child", "dbt " + " ".join(args))
     log.info("running: %s", " ".join(argv))
     proc = subprocess.Popen(argv, cwd=cfg.project_dir, env=dbt_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+                            stderr=subprocess.STDOUT, text=True, bufsize=1, preexec_fn=_dies_with_parent())
     assert proc.stdout is not None
     for line in proc.stdout:
         line = line.rstrip("\n")
@@ -142,7 +164,8 @@ class QuerySession:
         self._log = tempfile.TemporaryFile("w+", encoding="utf-8")
         self.proc = subprocess.Popen([sys.executable, "-m", "lineage_tools.dbt.runner", "query-session"],
                                      cwd=self.cfg.project_dir, env=dbt_env(), stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1)
+                                     stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1,
+                                     preexec_fn=_dies_with_parent())
         try:
             self._send({"flags": self.cfg.flags(vars=compiled_vars(self.cfg))})
         except BaseException:

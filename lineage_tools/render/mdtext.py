@@ -1,4 +1,5 @@
-"""Safe Markdown pieces: names from a project become inert text in GitHub Markdown and Mermaid.
+"""Safe Markdown pieces: names from a project become inert text in GitHub Markdown and Mermaid:
+no HTML, no Markdown syntax, and no @mention, issue reference or autolink that would fire.
 
 >>> code("a`b")
 '`` a`b ``'
@@ -6,6 +7,8 @@
 '`<script>`'
 >>> text("<b>*x*</b>")
 '&lt;b&gt;\\\\*x\\\\*&lt;/b&gt;'
+>>> text("ping @team about #123, see https://x.example or www.x.example")
+'ping @<!-- -->team about #<!-- -->123, see https:<!-- -->//x.example or www<!-- -->.x.example'
 >>> mermaid_label('a "b" <c>')
 '"a #quot;b#quot; #lt;c#gt;"'
 >>> plural(1, "model"), plural(2, "model")
@@ -18,6 +21,11 @@ import re
 from collections.abc import Sequence
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+# What GitHub turns into a live link or a notification in plain text (not in code spans): an
+# @mention (or an e-mail address), an issue reference (#12, GH-12), a URL. An empty HTML comment
+# after the trigger splits the text node, so nothing fires and the reader sees the same text.
+_LIVE = re.compile(r"(@)(?=\w)|(#)(?=\d)|\b(GH)(?=-\d)|(:)(?=//)|\b(www)(?=\.)", re.I)
+_BREAK = "<!-- -->"
 
 
 def _oneline(s: str) -> str:
@@ -38,7 +46,7 @@ def code(s: str, in_table: bool = False) -> str:
 def text(s: str) -> str:
     """`s` as plain Markdown text: HTML and Markdown syntax escaped."""
     s = _oneline(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _SPECIAL.sub(r"\\\1", s)
+    return _LIVE.sub(lambda m: m.group(0) + _BREAK, _SPECIAL.sub(r"\\\1", s))
 
 
 def mermaid_label(s: str) -> str:

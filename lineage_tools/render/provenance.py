@@ -13,7 +13,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..provenance import CheckResult, Impact, QuarantineResult, clean_rows_sql
+from ..provenance import CheckResult, Impact, clean_rows_sql
+from ..quarantine import QuarantineResult
 from . import mdtext as md
 
 
@@ -244,6 +245,7 @@ def quarantine_dict(res: QuarantineResult) -> dict[str, Any]:
         "action": res.action,
         "source_ids": list(res.source_ids),
         "dry_run": res.dry_run,
+        "nothing_to_do": res.nothing_to_do,
         "registry_changed": list(res.registry_changed),
         "commands": list(res.commands),
         "models": [{"model": m.model, "rows_before": m.rows_before, "rows_after": m.rows_after} for m in res.models],
@@ -262,6 +264,9 @@ def quarantine_text(res: QuarantineResult) -> str:
     ids = ", ".join(res.source_ids)
     verb = "quarantine" if res.action == "quarantine" else "release"
     out = []
+    if res.nothing_to_do:
+        out.append(res.note or f"nothing to do: {ids}")
+        return "\n".join(out) + "\n"
     if res.dry_run:
         out.append(f"dry run: {verb} {ids}")
         state = "quarantined" if res.action == "quarantine" else "active"
