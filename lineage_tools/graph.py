@@ -109,6 +109,44 @@ class LineageGraph:
         self._dataset_refs: dict[str, ColumnRef] = {}
         self._names = self._name_index()
 
+    def with_models(self, project: ProjectLineage, changed: Collection[str]) -> LineageGraph:
+        """The graph of `project`, which differs from this graph's project only in the lineage
+        of the models `changed` (unique_ids; its nodes may differ too). Built from this one:
+        only the changed models' edges are replaced, the rest is shared; this graph is left as
+        it was (a reader holding it sees no change). For long-lived front ends (the language
+        server), where one edit changes a few models of many."""
+        new = object.__new__(LineageGraph)
+        new.project = project
+        new.nodes = {n.unique_id: n for n in project.nodes}
+        new.nodes.update((k, v) for k, v in self.nodes.items() if v.resource_type == "external")
+        new.models = {m.node.unique_id: m for m in project.models}
+        changed = set(changed)
+        new._in = {k: v for k, v in self._in.items() if k.relation not in changed}
+        new._out_index = None
+        new.edges = [e for e in self.edges if e.target.relation not in changed]
+        new._columns = dict(self._columns)
+        for n in project.nodes:
+            if n.unique_id not in new.models:
+                new._columns[n.unique_id] = tuple(c for c, _ in n.columns)
+        with paused_gc():
+            for uid in changed:
+                ml = new.models.get(uid)
+                if ml is None:
+                    new._columns.pop(uid, None)
+                    continue
+                new._columns[uid] = ml.lineage.columns
+                targets: dict[str, ColumnRef] = {}
+                for e in ml.lineage.edges:
+                    name = e.target if e.target is not None else DATASET
+                    target = targets.get(name)
+                    if target is None:
+                        target = targets[name] = ColumnRef(uid, name)
+                    new._add_edge(GraphEdge(e.source, target, e.subtype, e.masking, e.incremental_only))
+        new._roots = {}
+        new._dataset_refs = {}
+        new._names = new._name_index() if project.nodes != self.project.nodes else self._names
+        return new
+
     def _add_edge(self, edge: GraphEdge) -> None:
         src = edge.source.relation
         if src not in self.nodes:  # a relation outside the project: an external root
