@@ -72,7 +72,8 @@ def _close_names(graph: LineageGraph, uid: str, column: str | None) -> list[str]
     if not column:
         return []
     node = graph.nodes.get(uid)
-    names = {c for d in (node.depends_on if node else ()) for c in graph.columns(d)}
+    names = {c for d in (node.depends_on if node else ()) for c in graph.columns(d)
+             if c.lower() != column.lower()}
     return difflib.get_close_matches(column.lower(), sorted(names, key=str.lower), n=3, cutoff=0.6)
 
 
@@ -94,6 +95,8 @@ def problems(snap: Snapshot, uid: str, text: str | None = None) -> list[Problem]
                 if r.code == ReasonCode.INCREMENTAL_ONLY:
                     continue
                 msg = r.message
+                if r.code == ReasonCode.PARSE_ERROR:
+                    msg = f"the SQL does not parse: {msg}"
                 if r.code == ReasonCode.UNKNOWN_COLUMN:
                     close = _close_names(snap.graph, uid, r.column)
                     if close:
@@ -184,7 +187,7 @@ def target_at(snap: Snapshot, uid: str, text: str, line: int, char: int) -> Targ
     ml = graph.models.get(uid)
     on_its_line = ml is not None and any(c.lower() == low and ln == line + 1 for c, ln in ml.lineage.column_lines)
     aliases = _aliases(graph, text)
-    if qual is None and low in own and (on_its_line or not _input_has(graph, uid, low)):
+    if low in own and (on_its_line or qual is None and not _input_has(graph, uid, low)):
         return Target(uid, own[low], True)
     if qual is not None and qual.lower() in aliases:
         up = aliases[qual.lower()]

@@ -32,7 +32,7 @@ from pygls.uris import from_fs_path
 from .. import __version__
 from ..errors import LineageToolsError
 from . import answers
-from .state import Snapshot, Workspace
+from .state import Snapshot, Workspace, same_text
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +115,12 @@ class LineageServer(LanguageServer):
 
     def _call(self, fn) -> None:
         """Run `fn` on the event loop (the only thread that writes to the client)."""
-        if self._loop is None:
+        if self._loop is None or self._loop.is_closed():
             return
-        self._loop.call_soon_threadsafe(fn)
+        try:
+            self._loop.call_soon_threadsafe(fn)
+        except RuntimeError:  # the loop closed meanwhile: the client has gone
+            pass
 
     # ---- worker jobs -----------------------------------------------------------------------
 
@@ -148,12 +151,13 @@ class LineageServer(LanguageServer):
             return
         snap0 = self.ws.snapshot
         uid = self.ws.uid_of(rel)
-        if snap0 is not None and snap0.texts.get(uid) == text and uid not in snap0.render_problems \
+        if snap0 is not None and same_text(snap0.texts.get(uid), text) and uid not in snap0.render_problems \
                 and not snap0.pending:
             self._call(lambda: self.after(snap0, force={uid}))
             return
-        for snap in self.ws.edit(rel, text, self.newer_work):
-            self._call(lambda s=snap: self.after(s))
+        for i, snap in enumerate(self.ws.edit(rel, text, self.newer_work)):
+            # the edited file is answered for every version analysed, even when nothing changed
+            self._call(lambda s=snap, f=(uid,) if i == 0 else (): self.after(s, force=f))
 
     def job_settle(self) -> None:
         if self.ws is not None and self.ws.snapshot is not None and self.ws.snapshot.pending:
@@ -184,7 +188,7 @@ class LineageServer(LanguageServer):
         if uid is None:
             return self.job_reload()
         snap = self.ws.snapshot
-        if snap is not None and snap.texts.get(uid) == text:
+        if snap is not None and same_text(snap.texts.get(uid), text):
             return
         for s in self.ws.edit(rel, text, self.newer_work):
             self._call(lambda s=s: self.after(s))
@@ -206,11 +210,12 @@ class LineageServer(LanguageServer):
             text = snap.texts[uid]
             version = None
             if doc is not None:
-                if doc.source != text:
+                if not same_text(doc.source, text):
                     continue  # the editor holds a newer text: its own job will answer
                 version = doc.version
             diags = [self._diagnostic(p) for p in answers.problems(snap, uid, text)]
-            if uid not in force and self._published.get(uri) == diags:
+            prev = self._published.get(uri)
+            if uid not in force and (prev == diags or prev is None and not diags and doc is None):
                 continue
             self._published[uri] = diags
             self.text_document_publish_diagnostics(
@@ -320,10 +325,11 @@ def build_server(project_dir: Path | None = None, profiles_dir: Path | None = No
         uri = params.text_document.uri
         snap = ls.snap
         rel = ls.rel(uri)
+        log.debug("didOpen %s (%s), snapshot %s", uri, rel, snap.generation if snap else None)
         if snap is None or rel is None:
             return
         uid = snap.by_path.get(rel)
-        if uid is not None and snap.texts.get(uid) == params.text_document.text:
+        if uid is not None and same_text(snap.texts.get(uid), params.text_document.text):
             ls._published.pop(uri, None)
             ls.after(snap, force={uid})
         elif rel.endswith(".sql"):
@@ -420,6 +426,7 @@ def serve(project_dir: Path | None = None, profiles_dir: Path | None = None, tar
           debounce: float = 0.25, watch: bool = True) -> None:
     """Serve on stdio until the client says exit. Anything else that writes to stdout (dbt)
     goes to stderr: stdout carries only the protocol."""
+    logging.getLogger("pygls").setLevel(logging.WARNING)
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr

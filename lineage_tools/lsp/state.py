@@ -87,6 +87,11 @@ class Snapshot:
         return node.original_file_path if node is not None else None
 
 
+def same_text(a: str | None, b: str | None) -> bool:
+    """The same model text, as dbt reads it (dbt drops trailing white space from a file)."""
+    return a is not None and b is not None and a.rstrip() == b.rstrip()
+
+
 def _same_lineage(a: ModelLineage | None, b: ModelLineage) -> bool:
     """Do two results of a model give its consumers and the checks the same lineage (lines and
     messages aside)?"""
@@ -369,7 +374,7 @@ class Workspace:
             text = buffers.get(path, raw.get("raw_code") or "")
             old = self._by_id.get(uid)
             deps = tuple((raw.get("depends_on") or {}).get("nodes") or ())
-            same = (not everything and old is not None and old.raw_sql == text and deps == old.depends_on
+            same = (not everything and old is not None and same_text(old.raw_sql, text) and deps == old.depends_on
                     and (raw.get("config") or {}).get("materialized") == old.materialized
                     and not any(d in moved or d in rendered for d in deps))
             if same:
