@@ -6,9 +6,14 @@
 For each size, on the same generated and compiled project (see `synthetic_project.py`), in one
 process and one after the other:
 
-* ``tool``: what `lineage-tools export` computes: `project.load_project` (manifest, nodes, catalog,
-  the engine over every model in DAG order; the cache turned off), then `graph.build_graph` and
-  the JSON rendering, each timed on its own;
+* ``tool: export, fully cold`` / ``renders on disk`` / ``warm``: `lineage-tools export`'s work
+  (`project.load_project`, `graph.build_graph`, the JSON rendering) in a fresh Python process,
+  imports included: fully cold = no lineage cache, no manifest digest and no incremental
+  renders on disk (dbt renders the incremental models' branches: its import and set-up are
+  in the figure; the number of dbt invocations is in the note); renders on disk = the same
+  without dbt; warm = a second run (lineage cache and digest);
+* ``tool``: the same in this process, the lineage cache off and the incremental renders on
+  disk (`project.load_project`, `graph.build_graph`, the JSON rendering, each timed on its own);
 * ``parse+qualify``: sqlglot parse + qualify of every model against the full catalog (the floor:
   no lineage at all), with the same sqlglot build the tool uses (sqlglotc when installed);
 * ``sqlglot lineage(None)``: sqlglot's all-columns lineage per model, default (trim_selects=True)
@@ -29,6 +34,8 @@ import gc
 import json
 import logging
 import os
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -38,8 +45,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import synthetic_project  # noqa: E402
-
-os.environ["LINEAGE_TOOLS_NO_CACHE"] = "1"  # cold, every model analysed
 
 import sqlglot  # noqa: E402
 import sqlglot.lineage  # noqa: E402
@@ -74,6 +79,37 @@ class Timing:
                 best = t
         assert best is not None
         return best, result
+
+
+CHILD = """
+import json, sys, time
+w0, c0 = time.perf_counter(), time.process_time()
+from lineage_tools import graph, project
+from lineage_tools.dbt import runner
+from lineage_tools.render import json_graph
+text = json_graph.render(graph.build_graph(project.load_project(sys.argv[1], compile=False)))
+print(json.dumps({"wall": time.perf_counter() - w0, "cpu": time.process_time() - c0,
+                  "invocations": [i.how for i in runner.invocations()], "bytes": len(text)}))
+"""
+
+
+def export_in_child(root: Path, fresh: bool, renders: bool = False) -> tuple[Timing, dict]:
+    """`export`'s work in a fresh process (imports included). `fresh`: no lineage cache, digest
+    or incremental renders on disk first; `renders`: keep the renders (fully cold otherwise)."""
+    if fresh:
+        shutil.rmtree(root / "target" / "lineage_cache", ignore_errors=True)
+        tool_dir = root / "target" / "lineage_tools"
+        for p in (tool_dir.iterdir() if tool_dir.is_dir() else ()):
+            if not (renders and p.name == "incremental"):
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+    env = dict(os.environ, DO_NOT_TRACK="1")
+    env.pop("LINEAGE_TOOLS_NO_CACHE", None)
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(root)], env=env, capture_output=True, text=True,
+                          cwd=root)
+    if proc.returncode != 0:
+        raise SystemExit(f"export in a child process failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return Timing(out["wall"], out["cpu"]), out
 
 
 def compiled_models(pl: ProjectLineage) -> list[tuple[str, str]]:
@@ -146,7 +182,18 @@ def bench_size(n: int, workdir: Path, seed: int, repeat: int, per_column_rate: d
     def row(name: str, t: Timing, note: str = "") -> None:
         rows.append({"models": n, "contender": name, "wall": t.wall, "cpu": t.cpu, "note": note})
 
-    t_load, pl = Timing.of(lambda: project.load_project(root, compile=False), repeat)
+    cold = [export_in_child(root, fresh=True) for _ in range(repeat)]
+    t_cold, info = min(cold, key=lambda c: c[0].cpu)
+    on_disk = [export_in_child(root, fresh=True, renders=True) for _ in range(repeat)]
+    t_disk, _ = min(on_disk, key=lambda c: c[0].cpu)
+    warm = [export_in_child(root, fresh=False) for _ in range(repeat)]
+    t_warm, _ = min(warm, key=lambda c: c[0].cpu)
+    row("tool: export, fully cold (fresh process)", t_cold,
+        f"{meta.get('incremental', 0)} incremental models; dbt invocations: {len(info['invocations'])} "
+        f"({', '.join(info['invocations']) or 'none'})")
+    row("tool: export, incremental renders on disk (fresh process)", t_disk)
+    row("tool: export, warm: lineage cache + digest (fresh process)", t_warm)
+    t_load, pl = Timing.of(lambda: project.load_project(root, compile=False, cache=False), repeat)
     t_graph, graph = Timing.of(lambda: graph_mod.build_graph(pl), repeat)
     # the graph memoises roots: forget them before each round, or a repeat would be free
     t_json, text = Timing.of(lambda: json_graph.render(graph), repeat, setup=graph._roots.clear)
@@ -155,7 +202,7 @@ def bench_size(n: int, workdir: Path, seed: int, repeat: int, per_column_rate: d
     for m in pl.models:
         statuses[m.status.value] = statuses.get(m.status.value, 0) + 1
     n_edges = sum(len(m.lineage.edges) for m in pl.models)
-    row("tool: export (load + graph + json)", tool,
+    row("tool: export in this process (load + graph + json)", tool,
         f"{len(pl.models)} models, {n_edges} edges, {statuses}, json {len(text) / 1e6:.1f} MB")
     row("  tool: load_project (engine)", t_load)
     row("  tool: build_graph", t_graph)
@@ -227,9 +274,11 @@ class Split:
         ("  engine: column lines", "lineage_tools.lineage", "_column_lines"),
         ("project: sql.Catalog.add", "lineage_tools.sql", "Catalog.add"),
         ("project: _map_lines (file lines)", "lineage_tools.project", "_map_lines"),
-        ("project: nodes_in_dag_order", "lineage_tools.project", "nodes_in_dag_order"),
-        ("project: read_manifest", "lineage_tools.project", "read_manifest"),
-        ("project: manifest_problem", "lineage_tools.project", "manifest_problem"),
+        ("dbt layer: manifest_nodes (nodes in DAG order)", "lineage_tools.project", "manifest_nodes"),
+        ("dbt layer: read_manifest", "lineage_tools.project", "read_manifest"),
+        ("dbt layer: manifest_problem", "lineage_tools.project", "manifest_problem"),
+        ("dbt layer: incremental branches (renders on disk)", "lineage_tools.project",
+         "_with_incremental_branches"),
     )
 
     def __init__(self) -> None:
@@ -279,7 +328,7 @@ def split_run(n: int, workdir: Path, seed: int) -> str:
     gc.collect()
     with Split() as split:
         c0 = time.process_time()
-        pl = project.load_project(root, compile=False)
+        pl = project.load_project(root, compile=False, cache=False)
         c1 = time.process_time()
         graph = graph_mod.build_graph(pl)
         c2 = time.process_time()

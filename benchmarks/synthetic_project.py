@@ -11,6 +11,13 @@ subqueries, CASE, casts. Provenance follows the pipeline's contract: row-preserv
 `source_id`, joins keep both sides' provenance (merged into `source_ids` by a macro when there are
 too many), aggregations and unions collect `source_ids` through macros.
 
+Like real projects (e.g. one of 1,058 models with 15 incremental models and 58 staging models
+over undeclared sources), it also has incremental models (6% of all models, chosen among the
+intermediate and mart tables, each with an `is_incremental()` branch that reads `{{ this }}`), raw relations declared
+as dbt sources without columns (loaded from CSV files by an `on-run-start` hook; their staging
+models name the columns they read), and a package-style macro (`synth_utils.safe_divide`, a
+dispatched macro of a local package under `dbt_packages/`).
+
 The output is deterministic for a given (models, seed). Besides the dbt project it writes
 `synthetic_schema.json` (every relation's columns and types, the ground truth of the generator)
 and `synthetic_meta.json` (counts, DAG depth, construct mix). Unless `--no-compile`, it runs
@@ -55,8 +62,11 @@ NOUNS = ("users", "events", "labels", "scores", "sessions", "profiles", "jobs", 
 KINDS = ("star", "transform", "join_on", "join_using", "multi_join", "union", "aggregate",
          "window", "semi_filter", "scalar_filter")
 KIND_WEIGHTS = (12, 18, 14, 9, 5, 7, 12, 9, 8, 6)
-GENERATOR_VERSION = 4  # bump when the output changes: ensure_project regenerates
+GENERATOR_VERSION = 5  # bump when the output changes: ensure_project regenerates
 MAX_PROVENANCE = 3  # more provenance columns than this are merged into one `source_ids`
+INCREMENTAL_SHARE = 0.06  # of all models, chosen among the intermediate and mart tables
+SOURCE_SHARE = 0.25  # of the raw relations: dbt sources without declared columns instead of seeds
+PACKAGE = "synth_utils"
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ class Rel:
     name: str
     layer: int
     cols: list[Col]
-    kind: str = "seed"
+    kind: str = "seed"  # seed | source | staging | a model kind
     folder: str = ""
     materialized: str = "table"
     parents: list[str] = field(default_factory=list)
@@ -200,6 +210,9 @@ class Generator:
                 cols.append(Col(namer.fresh(t), t))
             self.rels[name] = Rel(name, 0, cols)
             names.append(name)
+        n_sources = max(1, int(len(names) * SOURCE_SHARE))
+        for name in self.rng.sample(names, n_sources):
+            self.rels[name].kind = "source"
         self.layers.append(names)
 
     def make_staging(self) -> None:
@@ -216,8 +229,13 @@ class Generator:
                 else:
                     items.append(c.name)
                     cols.append(c)
+            if src.kind == "source":  # columns undeclared: the import CTE names what it reads
+                read = (f"    select\n        {sql_list([c.name for c in src.cols])}\n"
+                        f"    from {{{{ source('raw', '{seed}') }}}}")
+            else:
+                read = f"    select * from {{{{ ref('{seed}') }}}}"
             sql = (
-                f"with source as (\n\n    select * from {{{{ ref('{seed}') }}}}\n\n),\n\n"
+                f"with source as (\n\n{read}\n\n),\n\n"
                 f"renamed as (\n\n    select\n        {sql_list(items)}\n    from source\n"
                 f"    where {{{{ not_excluded('source_id') }}}}\n\n)\n\nselect * from renamed\n"
             )
@@ -316,6 +334,12 @@ class Generator:
                 out = namer.fresh("varchar" if ce[1] == "varchar" else "double")
                 items.append(f"{ce[0]} as {out}")
                 cols.append(Col(out, ce[1]))
+        nums = p.of_type("double", "integer")
+        if len(nums) >= 2 and self.rng.random() < 0.5:  # the package-style macro
+            a, b = self.rng.sample(nums, 2)
+            out = namer.fresh("double")
+            items.append(f"{{{{ {PACKAGE}.safe_divide('{a.name}', '{b.name}') }}}} as {out}")
+            cols.append(Col(out, "double"))
         body = (f"enriched as (\n\n    select\n        {sql_list(items)}\n    from {p.name}\n\n),\n\n"
                 f"final as (\n\n    select * from enriched\n\n)")
         return cols, body
@@ -535,9 +559,53 @@ class Generator:
                 self.model(name, layer, "marts" if marts else "intermediate")
                 names.append(name)
             self.layers.append(names)
+        eligible = [n for lay in self.layers[2:] for n in lay if self.rels[n].materialized == "table"]
+        for name in self.rng.sample(eligible, min(len(eligible), max(1, round(INCREMENTAL_SHARE * self.n_models)))):
+            self.rels[name].materialized = "incremental"
+            self.sql[name] = self.sql[name].replace("\nselect * from final\n", INCREMENTAL_TAIL)
 
 
 # --- writing the project ----------------------------------------------------------------------
+
+INCREMENTAL_TAIL = """
+select * from final
+{% if is_incremental() %}
+where user_id > (select max(user_id) from {{ this }})
+{% endif %}
+"""
+
+PACKAGE_PROJECT = f"""\
+name: {PACKAGE}
+version: "1.0.0"
+config-version: 2
+macro-paths: ["macros"]
+"""
+
+PACKAGE_MACROS = """\
+{# A package-style macro, dispatched like dbt_utils' (adapter.dispatch(name, package)). #}
+
+{% macro safe_divide(numerator, denominator) -%}
+    {{ return(adapter.dispatch('safe_divide', 'synth_utils')(numerator, denominator)) }}
+{%- endmacro %}
+
+{% macro default__safe_divide(numerator, denominator) -%}
+    (cast({{ numerator }} as double) / nullif(cast({{ denominator }} as double), 0))
+{%- endmacro %}
+"""
+
+SOURCES_MACRO = """\
+{# The raw relations declared as dbt sources (no columns): tables loaded from data/*.csv. #}
+{% macro create_raw_sources() %}
+    {% set tables = %TABLES% %}
+    {% if execute and tables %}
+        create schema if not exists raw;
+        {% for name, columns in tables %}
+        create or replace table raw.{{ name }} as
+            select * from read_csv('data/{{ name }}.csv', header = true, columns = {{ columns }});
+        {% endfor %}
+    {% endif %}
+{% endmacro %}
+"""
 
 MACROS = """\
 {# Provenance macros of the synthetic project: the same calls as the pipeline's. #}
@@ -595,13 +663,15 @@ def seed_value(type_: str, row: int, col: int, seed_idx: int) -> str:
 def write_project(gen: Generator, out: Path, threads: int) -> None:
     if out.exists():
         shutil.rmtree(out)
-    for d in ("models/staging", "models/intermediate", "models/marts", "seeds", "macros"):
+    for d in ("models/staging", "models/intermediate", "models/marts", "seeds", "macros", "data",
+              f"dbt_packages/{PACKAGE}/macros"):
         (out / d).mkdir(parents=True, exist_ok=True)
     (out / "dbt_project.yml").write_text(
         f"name: {PROJECT_NAME}\nversion: \"1.0.0\"\nconfig-version: 2\nprofile: {PROJECT_NAME}\n\n"
         "model-paths: [\"models\"]\nseed-paths: [\"seeds\"]\nmacro-paths: [\"macros\"]\n"
         "test-paths: [\"tests\"]\ntarget-path: target\n\n"
         "vars:\n  excluded_sources: []\n\n"
+        "on-run-start:\n  - \"{{ create_raw_sources() }}\"\n\n"
         f"models:\n  {PROJECT_NAME}:\n    staging:\n      +materialized: view\n"
         "    intermediate:\n      +materialized: table\n    marts:\n      +materialized: table\n"
     )
@@ -610,7 +680,11 @@ def write_project(gen: Generator, out: Path, threads: int) -> None:
         f"      path: target/{DATABASE}.duckdb\n      threads: {threads}\n"
     )
     (out / "macros" / "provenance.sql").write_text(MACROS)
+    (out / "dbt_packages" / PACKAGE / "dbt_project.yml").write_text(PACKAGE_PROJECT)
+    (out / "dbt_packages" / PACKAGE / "macros" / "safe_divide.sql").write_text(PACKAGE_MACROS)
+    (out / "packages.yml").write_text(f"packages:\n  - local: dbt_packages/{PACKAGE}\n")
     seed_yml = ["version: 2", "", "seeds:"]
+    sources = []
     for s_idx, name in enumerate(gen.layers[0]):
         rel = gen.rels[name]
         rows = [",".join(c.name for c in rel.cols)]
@@ -618,18 +692,28 @@ def write_project(gen: Generator, out: Path, threads: int) -> None:
             vals = [str(r + 1), f"src_{s_idx + 1}_{'ab'[r % 2]}"]
             vals += [seed_value(c.type, r, j, s_idx) for j, c in enumerate(rel.cols[2:])]
             rows.append(",".join(vals))
+        if rel.kind == "source":
+            (out / "data" / f"{name}.csv").write_text("\n".join(rows) + "\n")
+            sources.append((name, {c.name: c.type.upper() for c in rel.cols}))
+            continue
         (out / "seeds" / f"{name}.csv").write_text("\n".join(rows) + "\n")
         seed_yml += [f"  - name: {name}", "    config:", "      column_types:"]
         seed_yml += [f"        {c.name}: {c.type}" for c in rel.cols]
         seed_yml += ["    columns:", "      - name: source_id",
                      "        description: Registered source of the row (provenance root)."]
     (out / "seeds" / "_seeds.yml").write_text("\n".join(seed_yml) + "\n")
+    (out / "macros" / "raw_sources.sql").write_text(SOURCES_MACRO.replace("%TABLES%", json.dumps(sources)))
+    src_yml = ["version: 2", "", "sources:", "  - name: raw", "    schema: raw",
+               "    description: Raw relations loaded from data/ (columns not declared).", "    tables:"]
+    src_yml += [f"      - name: {name}" for name, _ in sources] or ["      []"]
+    if sources:
+        (out / "models" / "staging" / "_sources.yml").write_text("\n".join(src_yml) + "\n")
     for name, sql in gen.sql.items():
         rel = gen.rels[name]
         cfg = "" if rel.materialized == "table" or rel.folder == "staging" else (
             f"{{{{ config(materialized='{rel.materialized}') }}}}\n\n")
         (out / "models" / rel.folder / f"{name}.sql").write_text(cfg + sql)
-    schema = {f"{DATABASE}.{SCHEMA}.{r.name}": [[c.name, c.type] for c in r.cols]
+    schema = {f"{DATABASE}.{'raw' if r.kind == 'source' else SCHEMA}.{r.name}": [[c.name, c.type] for c in r.cols]
               for r in gen.rels.values() if r.materialized != "ephemeral"}
     (out / "synthetic_schema.json").write_text(json.dumps(schema, indent=1))
 
@@ -651,8 +735,10 @@ def compile_project(out: Path, threads: int) -> float:
     dbt = Path(sys.executable).with_name("dbt")
     env = dict(os.environ, DO_NOT_TRACK="1", DBT_SEND_ANONYMOUS_USAGE_STATS="false",
                DBT_PROFILES_DIR=str(out))
+    # incremental models ask the warehouse whether their table exists (is_incremental()): no
+    # --no-introspect; the DuckDB file is created empty
     cmd = [str(dbt), "--quiet", "--no-version-check", "compile", "--threads", str(threads),
-           "--no-populate-cache", "--no-introspect",
+           "--no-populate-cache",
            "--project-dir", str(out), "--profiles-dir", str(out)]
     t0 = time.perf_counter()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -684,6 +770,8 @@ def generate(n_models: int, out: Path, seed: int = 7, threads: int = 2,
         "columns_mean": round(sum(widths) / len(widths), 1),
         "kinds": dict(sorted(gen.kinds.items())),
         "ephemeral": sum(1 for r in gen.rels.values() if r.materialized == "ephemeral"),
+        "incremental": sum(1 for r in gen.rels.values() if r.materialized == "incremental"),
+        "sources_without_columns": sum(1 for r in gen.rels.values() if r.kind == "source"),
         "generate_seconds": round(time.perf_counter() - t0, 2),
     }
     if compile:

@@ -14,7 +14,9 @@ both wrote the same value). An unreadable or corrupt entry counts as a miss and 
 Beside the entries, `ManifestDigest` keeps what the project layer read from the manifest last
 time (its nodes, dialect, relation names), under a key the project layer computes from
 everything that reading depends on (see `project.load_project`): a warm run then neither parses
-the whole manifest nor restores compiled SQL again.
+the whole manifest nor restores compiled SQL again. `RenderStore` keeps the SQL dbt rendered for
+incremental models' two branches (``target/lineage_tools/incremental/``), so that dbt renders
+them once per change.
 
 >>> from .records import ColumnEdge, ColumnRef, Subtype
 >>> sl = StatementLineage(columns=("a",), edges=(ColumnEdge("a", ColumnRef("m.t", "x"), Subtype.IDENTITY),))
@@ -386,7 +388,7 @@ def tool_version() -> str:
 def _engine_fingerprint() -> str:
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for name in ("sql.py", "lineage.py", "project.py", "records.py", "cache.py"):
+    for name in ("sql.py", "lineage.py", "project.py", "records.py", "cache.py", "dbt/manifest.py"):
         h.update((here / name).read_bytes())
     h.update(_sqlglot_version().encode())
     return h.hexdigest()[:16]
@@ -407,82 +409,6 @@ def _sqlglot_version() -> str:
         return metadata.version("sqlglot")
     except metadata.PackageNotFoundError:
         return ""
-
-
-# --------------------------------------------------------------------------------------------
-# Compiled SQL that dbt left in target/compiled
-
-
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return None
-
-
-def restore_compiled_sql(manifest: dict[str, Any], target_path: Path | str, project_dir: Path | str,
-                         used: list[tuple[Path, list[Any] | None]] | None = None) -> int:
-    """Fill in, in place, the compiled SQL of nodes the manifest has none for, from the files an
-    earlier `dbt compile` left under ``target/compiled/``; returns how many were filled (and
-    appends the files it took them from to `used`, each with its `file_stamp` taken before it was
-    read: a file written again meanwhile never looks unchanged).
-
-    `dbt compile --select m` writes a manifest with compiled SQL for `m` only: without this, the
-    analyst's one-model edit would cost a full compile of the project. A file is used only when
-    it is still what dbt would write: newer than the model's own file and than every macro file
-    of the project, naming the current relation of each of its dependencies, and newer than the
-    files of the ephemeral models it inlines. (SQL that depends on `--vars` given on dbt's
-    command line cannot be checked: compile in full after changing them.)
-    """
-    target_path, project_dir = Path(target_path), Path(project_dir)
-    nodes = manifest.get("nodes") or {}
-    missing = [n for n in nodes.values()
-               if n.get("resource_type") in ("model", "snapshot") and n.get("language", "sql") == "sql"
-               and not n.get("compiled_code") and (n.get("config") or {}).get("enabled", True)]
-    if not missing:
-        return 0
-    project_name = (manifest.get("metadata") or {}).get("project_name")
-    macro_times = [_mtime(project_dir / m["original_file_path"]) for m in (manifest.get("macros") or {}).values()
-                   if m.get("package_name") == project_name and m.get("original_file_path")]
-    newest_macro = max([t for t in macro_times if t is not None] + [_mtime(project_dir / "dbt_project.yml") or 0.0])
-    restored = 0
-    for node in missing:
-        compiled = target_path / "compiled" / node.get("package_name", "") / node.get("original_file_path", "")
-        c_time = _mtime(compiled)
-        src_time = _mtime(project_dir / node.get("original_file_path", ""))
-        if c_time is None or src_time is None or c_time < src_time or c_time < newest_macro:
-            continue
-        stamp = file_stamp(compiled) if used is not None else None
-        try:
-            sql = compiled.read_text(encoding="utf-8")
-        except OSError:
-            continue
-        if _deps_unchanged(node, nodes, sql, c_time, project_dir):
-            node["compiled_code"] = sql
-            restored += 1
-            if used is not None:
-                used.append((compiled, stamp))
-    if restored:
-        log.info("lineage-tools: compiled SQL of %d node(s) taken from %s (the manifest had none)",
-                 restored, target_path / "compiled")
-    return restored
-
-
-def _deps_unchanged(node: Mapping[str, Any], nodes: Mapping[str, Any], sql: str, c_time: float,
-                    project_dir: Path, depth: int = 0) -> bool:
-    for uid in (node.get("depends_on") or {}).get("nodes") or ():
-        dep = nodes.get(uid)
-        if dep is None:
-            continue  # a source: its relation is checked like a model's below when it has one
-        if (dep.get("config") or {}).get("materialized") == "ephemeral":
-            dep_time = _mtime(project_dir / dep.get("original_file_path", ""))
-            if dep_time is None or dep_time > c_time or depth > 20:
-                return False
-            if not _deps_unchanged(dep, nodes, sql, c_time, project_dir, depth + 1):
-                return False
-        elif dep.get("relation_name") and dep["relation_name"] not in sql:
-            return False
-    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -606,4 +532,59 @@ class ManifestDigest:
             os.replace(tmp, self.path)
         except OSError as exc:  # a read-only target folder must not break lineage
             log.debug("manifest digest: cannot write %s: %s", self.path, exc)
+            tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Incremental models' branches, as dbt rendered them
+
+#: Bump when what a render depends on changes.
+RENDER_FORMAT = 2
+
+
+def render_key(node: Mapping[str, Any], branch: bool, context: Any) -> str:
+    """The key of one branch of an incremental model's SQL: its manifest entry (raw and compiled
+    code, relation, dependencies), the branch, and `context` (the vars dbt renders with, a
+    fingerprint of the macros it calls)."""
+    h = hashlib.sha256()
+    for part in (str(RENDER_FORMAT), node.get("raw_code") or "", node.get("relation_name") or "", str(branch),
+                 node.get("compiled_code") or "", json.dumps(node.get("depends_on"), sort_keys=True),
+                 json.dumps(context, sort_keys=True, default=str)):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+class RenderStore:
+    """SQL files named by `render_key` under one folder, written atomically."""
+
+    def __init__(self, directory: Path | str, *, enabled: bool = True):
+        self.directory = Path(directory)
+        self.enabled = enabled
+
+    @classmethod
+    def for_cache_dir(cls, cache_dir: Path | str) -> RenderStore:
+        """The store of a project whose tool folder is `cache_dir` (off like the lineage cache)."""
+        off = os.environ.get(DISABLE_ENV, "").strip().lower() in ("1", "true", "yes")
+        return cls(Path(cache_dir) / "incremental", enabled=not off)
+
+    def get(self, key: str) -> str | None:
+        if not self.enabled:
+            return None
+        try:
+            return (self.directory / f"{key}.sql").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def put(self, key: str, sql: str) -> None:
+        if not self.enabled:
+            return
+        path = self.directory / f"{key}.sql"
+        tmp = path.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(sql, encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.debug("render store: cannot write %s: %s", path, exc)
             tmp.unlink(missing_ok=True)

@@ -47,6 +47,11 @@ ProfilesDir = Annotated[
     ),
 ]
 Target = Annotated[Optional[str], typer.Option("--target", "-t", help="dbt target to use.")]
+Vars = Annotated[
+    Optional[str],
+    typer.Option("--vars", help="dbt vars (YAML), as `dbt --vars`: used when this tool compiles or rebuilds "
+                 "[default: those the warehouse was last built with]."),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 OutputFile = Annotated[
     Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")
@@ -120,19 +125,23 @@ TimeBudget = Annotated[
 ]
 
 
-def _project_graph(project_dir: Path, profiles_dir: Path | None, target: str | None, time_budget: float | None,
-                   upstream_of=None):
-    """Load the dbt project's lineage (compiling when the manifest is missing or stale); with
-    `upstream_of` (nodes -> unique_ids), only those models and their upstream ones."""
-    from . import progress
-    from .graph import build_graph
-    from .project import load_project
+def _config(project_dir: Path, profiles_dir: Path | None, target: str | None, vars: str | None = None):
+    """The dbt project a command works on (`ProjectError` when there is no dbt_project.yml)."""
+    from .dbt.config import load_config
 
-    with progress.spinner("Lineage") as advance:
-        project = load_project(project_dir, profiles_dir, target, time_budget=time_budget,
-                               progress=lambda n: advance(description=f"Lineage: {n.name}"),
-                               upstream_of=upstream_of)
-    return build_graph(project)
+    return load_config(project_dir, profiles_dir, target, vars)
+
+
+def _project_graph(cfg, time_budget: float | None = None, upstream_of=None, select=None, quiet: bool = False):
+    """Load the dbt project's lineage graph through the one loader (compiling when the manifest
+    is missing or stale); with `select` or `upstream_of` (nodes -> unique_ids), only those
+    models and their upstream ones are analysed."""
+    from . import progress
+    from .project import load_graph
+
+    with progress.spinner("Lineage", quiet=quiet) as advance:
+        return load_graph(cfg, select, time_budget=time_budget, upstream_of=upstream_of,
+                          progress=lambda n: advance(description=f"Lineage: {n.name}"))
 
 
 @app.command("export")
@@ -154,6 +163,7 @@ def export_command(
                      "so exports diff cleanly]."),
     ] = None,
     time_budget: TimeBudget = None,
+    vars: Vars = None,
 ) -> None:
     """Export the column lineage of every model: OpenLineage events or one JSON graph."""
     if event_time is not None:
@@ -165,7 +175,7 @@ def export_command(
             raise UserError(f"--event-time {event_time!r} is not an ISO 8601 date-time") from None
         if "t" not in event_time.lower():
             raise UserError(f"--event-time {event_time!r} has no time of day (e.g. 2026-01-01T00:00:00Z)")
-    graph = _project_graph(project_dir, profiles_dir, target, time_budget)
+    graph = _project_graph(_config(project_dir, profiles_dir, target, vars), time_budget)
     if fmt == ExportFormat.openlineage:
         from .render.openlineage import render as render_ol
 
@@ -197,6 +207,7 @@ def trace_command(
     profiles_dir: ProfilesDir = None,
     target: Target = None,
     time_budget: TimeBudget = None,
+    vars: Vars = None,
 ) -> None:
     """The lineage tree of one column, down to its roots (or up to its last consumers)."""
     from .records import EdgeType
@@ -207,7 +218,7 @@ def trace_command(
         from .graph import node_ids_named
 
         upstream_of = lambda nodes: node_ids_named(nodes, column.rsplit(".", 1)[0])  # noqa: E731
-    graph = _project_graph(project_dir, profiles_dir, target, time_budget, upstream_of)
+    graph = _project_graph(_config(project_dir, profiles_dir, target, vars), time_budget, upstream_of)
     col = graph.column(column)
     tree = graph.trace(col, downstream=downstream, kinds={EdgeType.DIRECT} if direct_only else None,
                        max_depth=depth)
@@ -245,21 +256,17 @@ def report_command(
     target: Target = None,
     time_budget: TimeBudget = None,
     quiet: Quiet = False,
+    vars: Vars = None,
 ) -> None:
     """Write the lineage report: one offline HTML page, a Markdown summary and the JSON graph."""
     from . import progress
-    from .graph import build_graph
-    from .project import load_project, project_config
-    from .provenance import Env
     from .report import ReportOptions, build_report, registry_size, render_all, safe_output_dir, write_files
 
     progress.set_quiet(quiet)
-    out_dir = safe_output_dir(output_dir or project_config(project_dir, profiles_dir, target).target_path / "lineage")
-    with progress.spinner("Lineage", quiet=quiet) as advance:
-        project = load_project(project_dir, profiles_dir, target, time_budget=time_budget,
-                               progress=lambda n: advance(description=f"Lineage: {n.name}"))
-    graph = build_graph(project)
-    env = Env(Path(project_dir), profiles_dir, target)
+    out_dir = safe_output_dir(output_dir) if output_dir is not None else None  # a bad -o first
+    env = _config(project_dir, profiles_dir, target, vars)
+    out_dir = out_dir or safe_output_dir(env.target_path / "lineage")
+    graph = _project_graph(env, time_budget, quiet=quiet)
     with progress.bar("Impact of sources", registry_size(graph, env), quiet=quiet) as advance:
         doc = build_report(graph, env, ReportOptions(count_rows=rows.value), advance=advance)
     for path in write_files(out_dir, render_all(doc)):
@@ -291,6 +298,7 @@ def diff_command(
     target: Target = None,
     time_budget: TimeBudget = None,
     quiet: Quiet = False,
+    vars: Vars = None,
 ) -> int:
     """What a change does to lineage, edge by edge: the project (head) against a base manifest."""
     from . import progress
@@ -304,7 +312,7 @@ def diff_command(
     with progress.spinner("Lineage of the base", quiet=quiet) as advance:
         base_project = load_base(base, project_dir, progress=lambda n: advance(description=f"Base: {n.name}"))
     with progress.spinner("Lineage of the head", quiet=quiet) as advance:
-        head_project = load_project(project_dir, profiles_dir, target, time_budget=time_budget,
+        head_project = load_project(_config(project_dir, profiles_dir, target, vars), time_budget=time_budget,
                                     incremental_branches=False,
                                     progress=lambda n: advance(description=f"Head: {n.name}"))
     base_findings = check(build_graph(base_project)).findings
@@ -343,29 +351,17 @@ def check_command(
     project_dir: ProjectDir = Path("."),
     profiles_dir: ProfilesDir = None,
     target: Target = None,
+    vars: Vars = None,
 ) -> int:
     """Check the provenance contract (rules 3 and 4) on every model, from lineage alone."""
-    from .provenance import Env, check, load_graph
+    from .project import load_graph
+    from .provenance import check
     from .render import provenance as render
 
     from .selection import select_models
 
-    env = Env(Path(project_dir).resolve(), profiles_dir, target)
-    if select:  # analyse (or read from the cache) only the selected models and what they read
-        from .graph import build_graph
-        from .project import load_project
-
-        graph = build_graph(load_project(env.project_dir, env.profiles_dir, env.target,
-                                         upstream_of=lambda nodes: select_models(nodes, " ".join(select))))
-    else:  # a usable manifest is read once; else load_graph compiles it (dbt in a child process)
-        from .errors import ManifestError
-        from .graph import build_graph
-        from .project import load_project
-
-        try:
-            graph = build_graph(load_project(env.project_dir, env.profiles_dir, env.target, compile=False))
-        except ManifestError:
-            graph = load_graph(env)
+    # with --select, only the selected models and what they read are analysed (or read from the cache)
+    graph = load_graph(_config(project_dir, profiles_dir, target, vars), select)
 
     chosen = select_models(graph.project.nodes, " ".join(select) if select else None)
     result = check(graph, chosen)
@@ -386,12 +382,14 @@ def impact_command(
     project_dir: ProjectDir = Path("."),
     profiles_dir: ProfilesDir = None,
     target: Target = None,
+    vars: Vars = None,
 ) -> int:
     """Every model the sources reach, its affected columns, and filter or rebuild."""
-    from .provenance import Env, impact, load_graph
+    from .project import load_graph
+    from .provenance import impact
     from .render import provenance as render
 
-    env = Env(Path(project_dir).resolve(), profiles_dir, target)
+    env = _config(project_dir, profiles_dir, target, vars)
     graph = load_graph(env)
     imp = impact(graph, env, source_ids, count=not no_rows)
     fn = {"json": render.impact_json, "markdown": render.impact_markdown}.get(fmt.value, render.impact_text)
@@ -400,11 +398,12 @@ def impact_command(
 
 
 def _set_sources(source_ids: list[str], quarantine: bool, reason: str, dry_run: bool, fmt: str,
-                 project_dir: Path, profiles_dir: Path | None, target: str | None) -> int:
-    from .provenance import Env, RebuildError, load_graph, set_sources
+                 project_dir: Path, profiles_dir: Path | None, target: str | None, vars: str | None = None) -> int:
+    from .project import load_graph
+    from .provenance import RebuildError, set_sources
     from .render import provenance as render
 
-    env = Env(Path(project_dir).resolve(), profiles_dir, target)
+    env = _config(project_dir, profiles_dir, target, vars)
     graph = load_graph(env)
     try:
         res = set_sources(graph, env, source_ids, quarantine=quarantine, reason=reason, dry_run=dry_run)
@@ -424,9 +423,10 @@ def quarantine_command(
     project_dir: ProjectDir = Path("."),
     profiles_dir: ProfilesDir = None,
     target: Target = None,
+    vars: Vars = None,
 ) -> int:
     """Quarantine sources: registry status, rebuild of the affected models, proof no row is left."""
-    return _set_sources(source_ids, True, reason, dry_run, fmt.value, project_dir, profiles_dir, target)
+    return _set_sources(source_ids, True, reason, dry_run, fmt.value, project_dir, profiles_dir, target, vars)
 
 
 @app.command("release")
@@ -438,9 +438,10 @@ def release_command(
     project_dir: ProjectDir = Path("."),
     profiles_dir: ProfilesDir = None,
     target: Target = None,
+    vars: Vars = None,
 ) -> int:
     """Release quarantined sources: registry status back to active, rebuild the affected models."""
-    return _set_sources(source_ids, False, reason, dry_run, fmt.value, project_dir, profiles_dir, target)
+    return _set_sources(source_ids, False, reason, dry_run, fmt.value, project_dir, profiles_dir, target, vars)
 
 
 @app.command("verify")
@@ -464,26 +465,25 @@ def verify_command(
     profiles_dir: ProfilesDir = None,
     target: Target = None,
     quiet: Quiet = False,
+    vars: Vars = None,
 ) -> int:
     """Check lineage by execution: run each model on samples in a scratch in-memory DuckDB, perturb one
     input column at a time, compare what changes with static lineage. Exit 1 on any false negative."""
     from . import progress
-    from .project import project_config
-    from .provenance import Env, load_graph
+    from .project import load_graph
     from .render.verify import render
     from .selection import select_models
     from .verify import default_warehouse, verify_project
 
     progress.set_quiet(quiet)
-    env = Env(Path(project_dir).resolve(), profiles_dir, target)
-    cfg = project_config(env.project_dir, profiles_dir, target)
+    cfg = _config(project_dir, profiles_dir, target, vars)
     if generated and warehouse is not None:
         raise UserError("--warehouse and --generated exclude each other")
     if warehouse is not None and not warehouse.is_file():
         raise UserError(f"--warehouse {warehouse}: no such file")
-    graph = load_graph(env)
+    graph = load_graph(cfg)
     chosen = select_models(graph.project.nodes, " ".join(select) if select else None)
-    wh = None if generated else (warehouse or default_warehouse(cfg.project_dir, cfg.profiles_dir, target))
+    wh = None if generated else (warehouse or default_warehouse(cfg))
     with progress.spinner("Verify", quiet=quiet) as advance:
         result = verify_project(graph.project, cfg.project_dir, select=chosen, rows=rows, warehouse=wh,
                                 progress=lambda n: advance(description=f"Verify: {n.name}"))

@@ -281,39 +281,9 @@ def manifest_file(path: Path) -> Path:
 def load_base(
     path: Path, fallback_project_dir: Path, *, progress: Callable[[Node], None] | None = None
 ) -> ProjectLineage:
-    """Lineage of the base version from its manifest alone (no dbt run, no compile).
+    """Lineage of the base version from its manifest alone (no dbt run, no compile): the project
+    layer's `load_base` (seeds' columns from the base checkout when the manifest sits in
+    ``<checkout>/target/``, else from `fallback_project_dir`, the head)."""
+    from .project import load_base as load
 
-    Seeds' columns come from their CSV headers: in the base checkout when the manifest sits in
-    ``<checkout>/target/``, else in `fallback_project_dir` (the head).
-    """
-    from . import project as prj
-
-    mpath = manifest_file(path)
-    manifest = prj.read_manifest(mpath)
-    uncompiled = [
-        n["unique_id"] for n in manifest.get("nodes", {}).values()
-        if n.get("resource_type") in ("model", "snapshot") and n.get("language", "sql") == "sql"
-        and (n.get("config") or {}).get("enabled", True) and not n.get("compiled_code")
-    ]
-    if uncompiled:
-        raise ManifestError(
-            f"{mpath}: no compiled SQL for {len(uncompiled)} node(s), e.g. {uncompiled[0]} "
-            "(run `dbt compile` in the base checkout)"
-        )
-    adapter = manifest["metadata"].get("adapter_type")
-    if not adapter:
-        raise ManifestError(f"{mpath}: no adapter_type in metadata")
-    dialect = prj.dialect_for_adapter(adapter)
-    checkout = mpath.resolve().parent.parent
-    project_dir = checkout if (checkout / "dbt_project.yml").is_file() else Path(fallback_project_dir).resolve()
-    catalog_json = prj.read_catalog_json(mpath.parent / "catalog.json")
-    nodes = prj.nodes_in_dag_order(manifest, dialect, project_dir, catalog_json)
-    return prj.analyze_project(
-        nodes,
-        project_name=manifest["metadata"].get("project_name") or project_dir.name,
-        adapter_type=adapter,
-        dialect=dialect,
-        catalog_json=catalog_json,
-        manifest_path=str(mpath),
-        progress=progress,
-    )
+    return load(manifest_file(path), fallback_project_dir, progress=progress)

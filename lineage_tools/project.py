@@ -1,33 +1,25 @@
-"""dbt's artifacts in: the manifest (compiled when missing or stale), seeds, sources, profiles.
+"""The one loader: a dbt project's lineage, from its manifest (compiled when stale), for every command.
 
-Reads ``target/manifest.json`` (schema v12, dbt 1.11) and turns it into `records.Node`s in DAG
-order, builds a `sql.Catalog` of seeds (CSV header + ``column_types``) and sources (YAML
-columns, else ``catalog.json``), then runs the per-statement engine over every model in DAG
-order, adding each model's inferred output columns to the catalog before its consumers.
+`load_graph(config, select=...)` is what every command calls (check, impact, quarantine,
+release, report, export, trace, verify; `load_base` for diff's base): it asks the dbt layer
+(`lineage_tools.dbt`) for the project's nodes in DAG order (the manifest read, checked fresh for
+this project and target, compiled by dbt when it is not), has dbt render the two branches of
+incremental models (at most one dbt invocation, none when they are on disk), then runs the SQL
+engine over every model in DAG order, adding each model's inferred output columns to the
+catalog before its consumers.
 
-dbt itself is imported lazily (it costs ~3 s): only when the manifest must be (re)compiled,
-or when an incremental model's two branches are not in this tool's cache yet.
-
->>> dialect_for_adapter("databricks")
-'databricks'
->>> dialect_for_adapter("sqlserver")
-'tsql'
->>> looks_empty_compiled('select * from (select * from "db"."main"."x" where false limit 0)')
-True
+dbt itself is imported only by the dbt layer, and only when the manifest must be compiled or an
+incremental model's branches are not on disk yet (it costs ~3 s): a warm run never imports it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import functools
-import graphlib
 import hashlib
 import json
 import logging
 import os
 import re
-import sys
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,13 +28,32 @@ from typing import Any
 from .cache import (
     LineageCache,
     ManifestDigest,
+    RenderStore,
     file_stamp,
     nodes_from_json,
     nodes_to_json,
-    restore_compiled_sql,
+    render_key,
     tool_version,
 )
-from .errors import ManifestError, ProjectError, SqlError, UserError
+from .dbt.config import DbtConfig, load_config, one_line, resolve_profiles_dir
+from .dbt.manifest import (
+    SNAPSHOT_META_COLUMNS,
+    ManifestNodes,
+    SourceScan,
+    catalog_columns,
+    compiled_vars,
+    dialect_for_adapter,
+    digest_files,
+    looks_empty_compiled,
+    manifest_nodes,
+    manifest_problem,
+    nodes_in_dag_order,
+    read_catalog_json,
+    read_manifest,
+    scan_sources,
+    uncompiled,
+)
+from .errors import ManifestError, SqlError, UserError
 from .records import (
     ColumnEdge,
     ColumnRef,
@@ -56,524 +67,32 @@ from .records import (
     Status,
     Subtype,
 )
-from .sql import (
-    Catalog,
-    NameRules,
-    check_dialect,
-    name_rules,
-    prime_names,
-    relation_name,
-    relation_parts,
-)
+from .sql import Catalog, NameRules, name_rules, prime_names
 
 log = logging.getLogger(__name__)
 
-MANIFEST_SCHEMA = "https://schemas.getdbt.com/dbt/manifest/v12.json"
+__all__ = [  # the project layer's API, and the dbt layer's names older callers import from here
+    "DbtConfig", "ProjectConfig", "project_config", "load_project", "load_graph", "load_base",
+    "analyze_node", "analyze_project", "upstream_closure", "file_line", "read_manifest_nodes",
+    "read_manifest", "manifest_problem", "looks_empty_compiled", "dialect_for_adapter",
+    "resolve_profiles_dir", "nodes_in_dag_order", "read_catalog_json", "scan_sources", "SourceScan",
+    "ManifestNodes", "SNAPSHOT_META_COLUMNS",
+]
 
-#: dbt adapter type -> sqlglot dialect. Unlisted adapters are tried under their own name.
-ADAPTER_DIALECTS: Mapping[str, str] = {
-    "duckdb": "duckdb",
-    "motherduck": "duckdb",
-    "spark": "spark",
-    "databricks": "databricks",
-    "postgres": "postgres",
-    "materialize": "postgres",
-    "risingwave": "risingwave",
-    "snowflake": "snowflake",
-    "bigquery": "bigquery",
-    "redshift": "redshift",
-    "trino": "trino",
-    "starburst": "trino",
-    "presto": "presto",
-    "athena": "athena",
-    "glue": "spark",
-    "clickhouse": "clickhouse",
-    "sqlserver": "tsql",
-    "fabric": "tsql",
-    "synapse": "tsql",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "singlestore": "singlestore",
-    "oracle": "oracle",
-    "teradata": "teradata",
-    "sqlite": "sqlite",
-    "doris": "doris",
-    "starrocks": "starrocks",
-    "dremio": "dremio",
-    "exasol": "exasol",
-    "impala": "hive",
-    "hive": "hive",
-}
-
-#: Columns dbt adds to every snapshot (dbt 1.11 defaults; `snapshot_meta_column_names` renames).
-SNAPSHOT_META_COLUMNS = ("dbt_scd_id", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to")
+#: The project's configuration (kept under its old name).
+ProjectConfig = DbtConfig
 
 EPHEMERAL_PREFIX = "__dbt__cte__"
 
-_EMPTY_REF = re.compile(r"\(\s*select\s+\*\s+from\s+\S+\s+where\s+false\s+limit\s+0\s*\)", re.I)
-_IS_INCREMENTAL = re.compile(r"\bis_incremental\s*\(\s*\)")
-_THIS = re.compile(r"\{\{\s*this\s*\}\}")
 _JINJA_ALIAS = re.compile(r"\bas\s+(\w*)\{\{[^}]*\}\}(\w*)", re.I)
+_catalog_columns = catalog_columns
+_one_line = one_line
 
-# Files under these dbt_project.yml keys change compiled SQL: newer than the manifest = stale.
-_SOURCE_PATH_KEYS = {
-    "model-paths": ["models"],
-    "seed-paths": ["seeds"],
-    "macro-paths": ["macros"],
-    "snapshot-paths": ["snapshots"],
-}
-_SOURCE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".py")
 
-
-# --------------------------------------------------------------------------------------------
-# Locating the project, its profiles and its manifest
-
-
-@dataclass(frozen=True)
-class ProjectConfig:
-    """Where a dbt project's pieces are, resolved the way dbt resolves them."""
-
-    project_dir: Path
-    profiles_dir: Path
-    target: str | None
-    name: str
-    target_path: Path
-    source_dirs: tuple[Path, ...]
-
-    @property
-    def manifest_path(self) -> Path:
-        return self.target_path / "manifest.json"
-
-    @property
-    def catalog_path(self) -> Path:
-        return self.target_path / "catalog.json"
-
-    @property
-    def cache_dir(self) -> Path:
-        """This tool's own scratch folder inside dbt's target folder."""
-        return self.target_path / "lineage_tools"
-
-
-def resolve_profiles_dir(project_dir: Path, profiles_dir: Path | str | None = None) -> Path:
-    """dbt's rule: `--profiles-dir`, else `DBT_PROFILES_DIR`, else the project folder if it has a
-    profiles.yml, else ``~/.dbt``."""
-    if profiles_dir:
-        return Path(profiles_dir).expanduser().resolve()
-    env = os.environ.get("DBT_PROFILES_DIR")
-    if env:
-        return Path(env).expanduser().resolve()
-    if (project_dir / "profiles.yml").is_file():
-        return project_dir
-    return Path.home() / ".dbt"
-
-
-def _yaml_load(path: Path) -> Any:
-    import yaml  # dbt's own dependency; cheap to import
-
-    try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when present, as dbt reads YAML
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ProjectError(f"{path}: cannot read YAML ({_one_line(exc)})") from exc
-
-
-def project_config(
-    project_dir: Path | str = ".", profiles_dir: Path | str | None = None, target: str | None = None
-) -> ProjectConfig:
-    """Read ``dbt_project.yml``; raise `ProjectError` when there is none."""
-    project_dir = Path(project_dir).expanduser().resolve()
-    yml = project_dir / "dbt_project.yml"
-    if not yml.is_file():
-        raise ProjectError(f"{yml}: no dbt_project.yml here (use --project-dir)")
-    data = _yaml_load(yml)
-    if not isinstance(data, dict):
-        raise ProjectError(f"{yml}: not a YAML mapping")
-    target_path = os.environ.get("DBT_TARGET_PATH") or _plain(data.get("target-path")) or "target"
-    dirs: list[Path] = []
-    for key, default in _SOURCE_PATH_KEYS.items():
-        for rel in data.get(key) or default:
-            if _plain(rel):
-                dirs.append(project_dir / str(rel))
-    return ProjectConfig(
-        project_dir=project_dir,
-        profiles_dir=resolve_profiles_dir(project_dir, profiles_dir),
-        target=target,
-        name=str(data.get("name") or project_dir.name),
-        target_path=(project_dir / str(target_path)).resolve(),
-        source_dirs=tuple(dirs),
-    )
-
-
-def _plain(value: Any) -> str | None:
-    """A YAML value usable as a path: a string without Jinja."""
-    return value if isinstance(value, str) and "{{" not in value else None
-
-
-def _one_line(exc: BaseException | str) -> str:
-    text = " ".join(str(exc).split())
-    return text[:400] + ("..." if len(text) > 400 else "")
-
-
-# --------------------------------------------------------------------------------------------
-# Reading and checking the manifest
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    """Load a manifest; `ManifestError` (naming the file) when it is not a v12 dbt manifest."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ManifestError(f"{path}: no manifest (run `dbt compile` or let this tool compile)") from exc
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read ({exc.strerror})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: not JSON or truncated ({exc.msg} at line {exc.lineno})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict) or "nodes" not in data:
-        raise ManifestError(f"{path}: not a dbt manifest (no metadata/nodes)")
-    version = data["metadata"].get("dbt_schema_version")
-    if version != MANIFEST_SCHEMA:
-        raise ManifestError(
-            f"{path}: manifest schema {version or 'unknown'} is not supported (expected {MANIFEST_SCHEMA}, dbt 1.8-1.11)"
-        )
-    return data
-
-
-def looks_empty_compiled(sql: str | None) -> bool:
-    """True for SQL compiled by `dbt build --empty` (each ref a `where false limit 0` subquery)."""
-    return bool(sql) and _EMPTY_REF.search(sql) is not None
-
-
-def _sql_nodes(manifest: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
-    for node in manifest.get("nodes", {}).values():
-        if node.get("resource_type") in ("model", "snapshot") and node.get("language", "sql") == "sql":
-            if node.get("config", {}).get("enabled", True):
-                yield node
-
-
-@dataclass(frozen=True)
-class SourceScan:
-    """The files that change compiled SQL (models, seeds, macros, snapshots, dbt_project.yml):
-    the newest one, and a fingerprint of all of them (names, sizes, mtimes: any edit, new or
-    deleted file changes it)."""
-
-    newest: float
-    which: Path | None
-    fingerprint: str
-
-
-def scan_sources(cfg: ProjectConfig) -> SourceScan:
-    """One pass over the project's source files (a `stat` each)."""
-    newest, which = 0.0, None
-    candidates: list[Path] = [cfg.project_dir / "dbt_project.yml"]
-    for d in cfg.source_dirs:
-        if d.is_dir():
-            candidates.extend(p for p in d.rglob("*") if p.suffix in _SOURCE_SUFFIXES)
-    stamps = []
-    for p in candidates:
-        try:
-            st = p.stat()
-        except OSError:
-            continue
-        stamps.append(f"{p}\x1f{st.st_size}\x1f{st.st_mtime_ns}")
-        if st.st_mtime > newest:
-            newest, which = st.st_mtime, p
-    fingerprint = hashlib.sha256("\x1e".join(sorted(stamps)).encode()).hexdigest()
-    return SourceScan(newest, which, fingerprint)
-
-
-def manifest_problem(cfg: ProjectConfig, manifest: Mapping[str, Any] | None, *,
-                     scan: SourceScan | None = None,
-                     restored: list[tuple[Path, Any]] | None = None) -> str | None:
-    """Why the manifest cannot be used as it is, or None when it is fresh and compiled.
-
-    Fills in compiled SQL that `dbt compile --select` left out (see `cache.restore_compiled_sql`;
-    the files it came from are appended to `restored`, with their stamps).
-    `scan`: `scan_sources(cfg)`, if done."""
-    if manifest is None:
-        return f"{cfg.manifest_path} is missing"
-    scan = scan or scan_sources(cfg)
-    if scan.newest > cfg.manifest_path.stat().st_mtime:
-        return f"{scan.which} is newer than {cfg.manifest_path}"
-    empty = [n["unique_id"] for n in _sql_nodes(manifest) if looks_empty_compiled(n.get("compiled_code"))]
-    if empty:
-        return f"{cfg.manifest_path} was written by `dbt build --empty` (e.g. {empty[0]})"
-    # fills in, after `dbt compile --select`
-    restore_compiled_sql(manifest, cfg.target_path, cfg.project_dir, used=restored)
-    uncompiled = [n["unique_id"] for n in _sql_nodes(manifest) if not n.get("compiled_code")]
-    if uncompiled:
-        return f"{cfg.manifest_path} has no compiled SQL for {len(uncompiled)} node(s), e.g. {uncompiled[0]}"
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# dbt in-process (lazy import)
-
-
-def _dbt_args(cfg: ProjectConfig, *extra: str) -> list[str]:
-    args = [*extra, "--project-dir", str(cfg.project_dir), "--profiles-dir", str(cfg.profiles_dir)]
-    if cfg.target:
-        args += ["--target", cfg.target]
-    return args
-
-
-def _invoke_dbt(args: list[str], manifest: Any = None, *, quiet: bool = False) -> Any:
-    """Run dbt in-process; its console output goes to stderr (stdout is for our data), or
-    nowhere when `quiet`."""
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    try:
-        from dbt.cli.main import dbtRunner
-    except ImportError as exc:  # pragma: no cover - dbt is a dependency
-        raise ManifestError(f"dbt is not installed, cannot compile ({exc})") from exc
-    project_dir = args[args.index("--project-dir") + 1]
-    # dbt resolves relative paths in profiles (e.g. a DuckDB file) against the working folder:
-    # run it from the project folder, as a user would.
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull if quiet else sys.stderr), \
-            contextlib.chdir(project_dir):
-        return dbtRunner(manifest=manifest).invoke(args)
-
-
-def _dbt_failure(res: Any) -> str:
-    if res.exception is not None:
-        return _one_line(res.exception)
-    results = getattr(res.result, "results", None) or []
-    for r in results:
-        if str(getattr(r, "status", "")).lower() in ("error", "fail", "runtimeerror"):
-            return _one_line(f"{getattr(r.node, 'unique_id', '?')}: {r.message}")
-    return "dbt reported a failure"
-
-
-def compile_project(cfg: ProjectConfig, reason: str) -> dict[str, Any]:
-    """`dbt compile` in-process into the project's target folder; returns the new manifest."""
-    log.warning("lineage-tools: %s; compiling with dbt (dbt compile)", reason)
-    res = _invoke_dbt(_dbt_args(cfg, "compile", "--quiet"))
-    if not res.success:
-        failure = _dbt_failure(res)
-        if "codec can't decode" in failure:
-            bad = next(iter(_non_utf8_files(cfg)), None)
-            if bad is not None:
-                raise ManifestError(f"{bad}: not UTF-8 text, dbt cannot read it ({failure})")
-        raise ManifestError(f"{cfg.manifest_path}: dbt compile failed: {failure}")
-    return read_manifest(cfg.manifest_path)
-
-
-def _non_utf8_files(cfg: ProjectConfig) -> Iterable[Path]:
-    """Project files dbt reads (models, seeds, macros, snapshots) that are not UTF-8."""
-    for d in cfg.source_dirs:
-        if not d.is_dir():
-            continue
-        for p in sorted(d.rglob("*")):
-            if p.suffix in _SOURCE_SUFFIXES and p.is_file():
-                try:
-                    p.read_bytes().decode("utf-8")
-                except UnicodeDecodeError:
-                    yield p
-                except OSError:
-                    continue
-
-
-def load_manifest(cfg: ProjectConfig, *, compile: bool = True, scan: SourceScan | None = None,
-                  restored: list[tuple[Path, Any]] | None = None) -> dict[str, Any]:
-    """The project's manifest with compiled SQL for every SQL node, compiling when needed.
-
-    `restored` collects the files of ``target/compiled`` whose SQL was filled in (see
-    `manifest_problem`); `scan`: `scan_sources(cfg)`, if done."""
-    manifest: dict[str, Any] | None = None
-    if cfg.manifest_path.exists():
-        manifest = read_manifest(cfg.manifest_path)
-    problem = manifest_problem(cfg, manifest, scan=scan, restored=restored)
-    if problem is None:
-        return manifest  # type: ignore[return-value]
-    if not compile:
-        raise ManifestError(f"{problem} (compiling is turned off)")
-    if restored is not None:
-        restored.clear()  # the new manifest is compiled in full
-    return compile_project(cfg, problem)
-
-
-class _IncrementalCompiler:
-    """Renders an incremental model's raw code with `is_incremental()` forced true and false,
-    through dbt's `compile --inline` (one parse for all models), cached on disk by content."""
-
-    def __init__(self, cfg: ProjectConfig):
-        self.cfg = cfg
-        self._manifest_obj: Any = None
-        self._broken = False
-
-    def _key(self, node: Mapping[str, Any], branch: bool) -> Path:
-        h = hashlib.sha256()
-        for part in (node.get("raw_code") or "", node.get("relation_name") or "", str(branch),
-                     node.get("compiled_code") or "", json.dumps(node.get("depends_on"), sort_keys=True)):
-            h.update(part.encode())
-            h.update(b"\0")
-        return self.cfg.cache_dir / "incremental" / f"{h.hexdigest()[:32]}.sql"
-
-    def render(self, node: Mapping[str, Any], branch: bool) -> str | None:
-        path = self._key(node, branch)
-        if path.exists():
-            return path.read_text(encoding="utf-8")
-        if self._broken:
-            return None
-        sql = self._compile(node, branch)
-        if sql is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(sql, encoding="utf-8")
-            tmp.replace(path)
-        return sql
-
-    def _compile(self, node: Mapping[str, Any], branch: bool) -> str | None:
-        private = str(self.cfg.cache_dir / "dbt-target")
-        if self._manifest_obj is None:
-            log.info("lineage-tools: compiling incremental branches of incremental models with dbt")
-            res = _invoke_dbt(_dbt_args(self.cfg, "parse", "--quiet", "--target-path", private), quiet=True)
-            if not res.success:
-                log.warning("lineage-tools: dbt parse failed, incremental-only lineage not checked: %s",
-                            _dbt_failure(res))
-                self._broken = True
-                return None
-            self._manifest_obj = res.result
-        raw = _IS_INCREMENTAL.sub("true" if branch else "false", node.get("raw_code") or "")
-        raw = _THIS.sub(lambda _m: node.get("relation_name") or "", raw)
-        res = _invoke_dbt(_dbt_args(self.cfg, "compile", "--quiet", "--target-path", private, "--inline", raw),
-                          manifest=self._manifest_obj, quiet=True)
-        if not res.success or not getattr(res.result, "results", None):
-            log.warning("lineage-tools: %s: cannot compile the %s branch: %s", node.get("unique_id"),
-                        "incremental" if branch else "full-refresh", _dbt_failure(res))
-            return None
-        return res.result.results[0].node.compiled_code
-
-
-# --------------------------------------------------------------------------------------------
-# Manifest -> Nodes
-
-
-def dialect_for_adapter(adapter_type: str) -> str:
-    """The sqlglot dialect for a dbt adapter type (`DialectError` when sqlglot has none)."""
-    return check_dialect(ADAPTER_DIALECTS.get(adapter_type.lower(), adapter_type.lower()))
-
-
-def _relation(raw: Mapping[str, Any], dialect: str) -> str:
-    return relation_name(_relation_parts(raw, dialect), dialect)
-
-
-def _relation_parts(raw: Mapping[str, Any], dialect: str) -> tuple[str, ...]:
-    """The normalized parts of a node's relation (`_relation` joins them; `sql.relation_parts`
-    reads that name back as these parts)."""
-    rel = raw.get("relation_name")
-    if rel:
-        return relation_parts(rel, dialect)
-    # Ephemeral models have no relation: give them a name of their own, so that lineage goes
-    # through them as nodes.
-    parts = [p for p in (raw.get("database"), raw.get("schema"), raw.get("alias") or raw.get("name")) if p]
-    return tuple(str(p).lower() for p in parts)
-
-
-def _seed_columns(raw: Mapping[str, Any], project_dir: Path) -> tuple[tuple[str, str | None], ...]:
-    """A seed's columns: its CSV header, typed by `column_types`."""
-    root = Path(raw.get("root_path") or project_dir)
-    path = root / raw.get("original_file_path", "")
-    config = raw.get("config") or {}
-    delimiter = config.get("delimiter") or ","
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh, delimiter=delimiter), [])
-    except OSError:
-        log.warning("lineage-tools: %s: cannot read seed file %s", raw.get("unique_id"), path)
-        header = [c for c in (raw.get("columns") or {})]
-    types = {k.lower(): v for k, v in (config.get("column_types") or {}).items()}
-    declared = {k.lower(): (v or {}).get("data_type") for k, v in (raw.get("columns") or {}).items()}
-    return tuple((c.strip(), types.get(c.strip().lower()) or declared.get(c.strip().lower())) for c in header)
-
-
-def _declared_columns(raw: Mapping[str, Any]) -> tuple[tuple[str, str | None], ...]:
-    return tuple((c.get("name") or k, c.get("data_type")) for k, c in (raw.get("columns") or {}).items())
-
-
-def _catalog_columns(catalog_json: Mapping[str, Any] | None, uid: str) -> tuple[tuple[str, str | None], ...]:
-    if not catalog_json:
-        return ()
-    entry = (catalog_json.get("nodes") or {}).get(uid) or (catalog_json.get("sources") or {}).get(uid)
-    if not entry:
-        return ()
-    cols = sorted((entry.get("columns") or {}).values(), key=lambda c: c.get("index", 0))
-    return tuple((c["name"], c.get("type")) for c in cols)
-
-
-def _meta(raw: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    meta = dict(raw.get("meta") or {})
-    meta.update((raw.get("config") or {}).get("meta") or {})
-    return tuple(sorted((str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in meta.items()))
-
-
-def node_from_manifest(raw: Mapping[str, Any], dialect: str, project_dir: Path,
-                       catalog_json: Mapping[str, Any] | None = None) -> Node:
-    """One manifest entry (model, seed, snapshot or source) as a `records.Node`."""
-    rtype = raw["resource_type"]
-    if rtype == "seed":
-        columns = _seed_columns(raw, project_dir)
-    elif rtype == "source":
-        columns = _declared_columns(raw) or _catalog_columns(catalog_json, raw["unique_id"])
-    else:
-        columns = _declared_columns(raw)
-    config = raw.get("config") or {}
-    return Node(
-        unique_id=raw["unique_id"],
-        name=raw["name"],
-        resource_type=rtype,
-        relation=_relation(raw, dialect),
-        database=raw.get("database"),
-        schema=raw.get("schema"),
-        identifier=raw.get("identifier") or raw.get("alias") or raw["name"],
-        original_file_path=raw.get("original_file_path"),
-        materialized=config.get("materialized") if rtype != "source" else None,
-        language=raw.get("language") or "sql",
-        compiled_sql=raw.get("compiled_code"),
-        raw_sql=raw.get("raw_code"),
-        depends_on=tuple((raw.get("depends_on") or {}).get("nodes") or ()),
-        columns=columns,
-        meta=_meta(raw),
-        tags=tuple(raw.get("tags") or ()),
-        package_name=raw.get("package_name"),
-        source_name=raw.get("source_name"),
-        config=_config_items(raw, rtype),
-    )
-
-
-def _config_items(raw: Mapping[str, Any], rtype: str) -> tuple[tuple[str, str], ...]:
-    """The few config values lineage needs (snapshot strategy, unique keys), as strings."""
-    config = raw.get("config") or {}
-    keep = ("strategy", "unique_key", "updated_at", "check_cols", "hard_deletes", "snapshot_meta_column_names",
-            "incremental_strategy")
-    out = []
-    for k in keep:
-        v = config.get(k)
-        if v not in (None, "", [], {}):
-            out.append((k, v if isinstance(v, str) else json.dumps(v)))
-    return tuple(out)
-
-
-def nodes_in_dag_order(manifest: Mapping[str, Any], dialect: str, project_dir: Path,
-                       catalog_json: Mapping[str, Any] | None = None) -> tuple[Node, ...]:
-    """Seeds, sources, models and snapshots of the manifest, each after the nodes it depends on."""
-    raw: dict[str, Mapping[str, Any]] = {}
-    for n in manifest.get("nodes", {}).values():
-        if n.get("resource_type") in ("model", "seed", "snapshot") and (n.get("config") or {}).get("enabled", True):
-            raw[n["unique_id"]] = n
-    for s in manifest.get("sources", {}).values():
-        if (s.get("config") or {}).get("enabled", True):
-            raw[s["unique_id"]] = s
-    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-    for uid in sorted(raw):
-        deps = [d for d in (raw[uid].get("depends_on") or {}).get("nodes") or () if d in raw and d != uid]
-        sorter.add(uid, *sorted(deps))
-    try:
-        order = list(sorter.static_order())
-    except graphlib.CycleError as exc:
-        raise ManifestError(f"dependency cycle between nodes: {' -> '.join(exc.args[1])}") from exc
-    return tuple(node_from_manifest(raw[uid], dialect, project_dir, catalog_json) for uid in order)
+def project_config(project_dir: Path | str = ".", profiles_dir: Path | str | None = None,
+                   target: str | None = None, vars: str | Mapping[str, Any] | None = None) -> DbtConfig:
+    """The project's `DbtConfig`, its dbt_project.yml read (`ProjectError` when there is none)."""
+    return load_config(project_dir, profiles_dir, target, vars)
 
 
 # --------------------------------------------------------------------------------------------
@@ -817,20 +336,10 @@ def analyze_node(
     return ModelLineage(node, _map_lines(lineage, node, sql))
 
 
+
+
 # --------------------------------------------------------------------------------------------
 # The whole project
-
-
-def read_catalog_json(path: Path) -> dict[str, Any] | None:
-    """dbt's catalog.json (from `dbt docs generate`) when present and readable; never required."""
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        log.warning("lineage-tools: ignoring unreadable %s (%s)", path, _one_line(exc))
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _registry(nodes: Sequence[Node]) -> str | None:
@@ -927,65 +436,34 @@ def _output_columns(ml: ModelLineage, catalog_json: Mapping[str, Any] | None) ->
     return [(c, types.get(c.lower())) for c in cols]
 
 
-def _tests_is_incremental(n: Node) -> bool:
-    return bool(n.materialized == "incremental" and n.language == "sql" and n.raw_sql
-                and _IS_INCREMENTAL.search(n.raw_sql))
+
+# --------------------------------------------------------------------------------------------
+# Reading the manifest through the dbt layer, with a digest for warm runs
 
 
-def _with_incremental_branches(nodes: Sequence[Node], raw_nodes: Mapping[str, Mapping[str, Any]],
-                               cfg: ProjectConfig) -> tuple[Node, ...]:
-    """Incremental models whose code tests `is_incremental()`: full-refresh SQL as compiled SQL
-    (whatever state the warehouse was in at compile time) and the incremental branch beside it.
-    `raw_nodes`: their manifest entries by unique_id."""
-    compiler: _IncrementalCompiler | None = None
-    out = []
-    for n in nodes:
-        if _tests_is_incremental(n):
-            compiler = compiler or _IncrementalCompiler(cfg)
-            raw = raw_nodes[n.unique_id]
-            full = compiler.render(raw, False)
-            incr = compiler.render(raw, True)
-            n = replace(n, compiled_sql=full or n.compiled_sql, incremental_sql=incr)
-        out.append(n)
-    return tuple(out)
+@dataclass
+class _Read:
+    """What reading the project gave: its nodes, the dbt session that compiled it in this
+    process (if one did: it can render more), and the manifest data (None: from the digest)."""
+
+    nodes: ManifestNodes
+    session: Any = None
+    manifest: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class ManifestNodes:
-    """What lineage takes from the manifest: the nodes in DAG order and the project's setting."""
-
-    adapter_type: str
-    dialect: str
-    project_name: str
-    nodes: tuple[Node, ...]
-    incremental_raw: Mapping[str, Mapping[str, Any]]  # manifest entries of models testing is_incremental()
-    relation_parts: Mapping[str, tuple[str, ...]]  # each node's relation -> its normalized parts
+def _target_identity(cfg: DbtConfig) -> list[Any] | None:
+    try:
+        t = cfg.target_info
+    except UserError:
+        return None
+    return [t.name, t.adapter_type, t.database, t.schema]
 
 
-def _nodes_of_manifest(manifest: Mapping[str, Any], cfg: ProjectConfig,
-                       catalog_json: Mapping[str, Any] | None) -> ManifestNodes:
-    adapter = manifest["metadata"].get("adapter_type")
-    if not adapter:
-        raise ManifestError(f"{cfg.manifest_path}: no adapter_type in metadata")
-    dialect = dialect_for_adapter(adapter)
-    nodes = nodes_in_dag_order(manifest, dialect, cfg.project_dir, catalog_json)
-    raw = {**manifest.get("sources", {}), **manifest.get("nodes", {})}
-    parts = {n.relation: _relation_parts(raw[n.unique_id], dialect) for n in nodes}
-    prime_names(name_rules(dialect), parts)  # the catalog reads these names again: no parsing
-    return ManifestNodes(
-        adapter_type=adapter,
-        dialect=dialect,
-        project_name=manifest["metadata"].get("project_name") or cfg.name,
-        nodes=nodes,
-        incremental_raw={n.unique_id: manifest["nodes"][n.unique_id] for n in nodes if _tests_is_incremental(n)},
-        relation_parts=parts,
-    )
-
-
-def _digest_key(cfg: ProjectConfig, scan: SourceScan) -> str | None:
+def _digest_key(cfg: DbtConfig, scan: SourceScan) -> str | None:
     """The key of the manifest digest: everything reading the manifest depends on (this tool's
-    version and engine, the manifest file, catalog.json, every source file); None when the
-    manifest is missing or older than a source file (it is then recompiled, not digested)."""
+    version and engine, the manifest file, catalog.json, every source file, the target); None
+    when the manifest is missing or older than a source file (it is then recompiled, not
+    digested)."""
     try:
         st = os.stat(cfg.manifest_path)
     except OSError:
@@ -993,16 +471,13 @@ def _digest_key(cfg: ProjectConfig, scan: SourceScan) -> str | None:
     if scan.newest > st.st_mtime:
         return None
     parts = ["manifest-digest", tool_version(), str(cfg.project_dir), str(cfg.manifest_path),
-             [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev], file_stamp(cfg.catalog_path), scan.fingerprint]
+             [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev], file_stamp(cfg.catalog_path), scan.fingerprint,
+             _target_identity(cfg)]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
-def _digest_payload(read: ManifestNodes, cfg: ProjectConfig,
-                    restored: Iterable[tuple[Path, Any]]) -> dict[str, Any]:
+def _digest_payload(read: ManifestNodes, cfg: DbtConfig, restored: Iterable[tuple[Path, Any]]) -> dict[str, Any]:
     rules = name_rules(read.dialect)
-    seeds = [cfg.project_dir / n.original_file_path for n in read.nodes
-             if n.resource_type == "seed" and n.original_file_path]
-    files = [*restored, *((p, file_stamp(p)) for p in seeds)]
     return {
         "adapter_type": read.adapter_type,
         "dialect": read.dialect,
@@ -1011,55 +486,179 @@ def _digest_payload(read: ManifestNodes, cfg: ProjectConfig,
         "relations": {k: list(v) for k, v in read.relation_parts.items()},
         "nodes": nodes_to_json(read.nodes),
         "incremental_raw": dict(read.incremental_raw),
-        "files": [[str(p), stamp] for p, stamp in files],
+        "introspective": dict(read.introspective),
+        "files": digest_files(read, cfg, restored),
     }
 
 
 def _nodes_of_digest(payload: Mapping[str, Any]) -> ManifestNodes:
     """The `ManifestNodes` of a digest payload (KeyError/TypeError/ValueError when malformed);
     hands its names to `sql` so that reading them needs no sqlglot."""
-    dialect = payload["dialect"]
     quoted, plain = payload["name_rules"]
     relations = {str(k): tuple(str(p) for p in v) for k, v in payload["relations"].items()}
     read = ManifestNodes(
         adapter_type=str(payload["adapter_type"]),
-        dialect=str(dialect),
+        dialect=str(payload["dialect"]),
         project_name=str(payload["project_name"]),
         nodes=nodes_from_json(payload["nodes"]),
         incremental_raw=dict(payload["incremental_raw"]),
         relation_parts=relations,
+        introspective={str(k): str(v) for k, v in payload["introspective"].items()},
     )
     prime_names(NameRules(read.dialect, bool(quoted), bool(plain)), relations)
     return read
 
 
-def read_manifest_nodes(cfg: ProjectConfig, *, compile: bool = True, catalog_json: Mapping[str, Any] | None = None,
-                        digest: ManifestDigest | None = None) -> ManifestNodes:
-    """The project's nodes from its manifest (compiled when needed, see `load_manifest`).
-
-    With `digest`, what was read from an unchanged manifest is kept in it, and taken from it
-    while the manifest, catalog.json, the source files, the compiled files whose SQL was filled
-    in, the seed files and this tool's version stay as they were."""
+def _read(cfg: DbtConfig, *, compile: bool, catalog_json: Mapping[str, Any] | None,
+          digest: ManifestDigest | None) -> _Read:
+    """The project's nodes: from the digest when nothing changed, else from the manifest (read,
+    checked fresh for this project and target, compiled by the dbt layer when it is not)."""
     scan = scan_sources(cfg)
     key = _digest_key(cfg, scan) if digest is not None and digest.enabled else None
     if key is not None:
         payload = digest.get(key)  # type: ignore[union-attr]
         if payload is not None:
             try:
-                return _nodes_of_digest(payload)
+                return _Read(_nodes_of_digest(payload))
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 log.debug("manifest digest: malformed (%s); reading the manifest", exc)
     before = file_stamp(cfg.manifest_path)
     restored: list[tuple[Path, Any]] = []
-    manifest = load_manifest(cfg, compile=compile, scan=scan, restored=restored)
-    read = _nodes_of_manifest(manifest, cfg, catalog_json)
+    try:
+        manifest = read_manifest(cfg.manifest_path) if cfg.manifest_path.exists() else None
+        problem = manifest_problem(cfg, manifest, scan=scan, restored=restored)
+    except ManifestError as exc:  # unreadable, or of another dbt version: dbt writes it again
+        manifest, problem = None, str(exc)
+    session = None
+    if problem is not None:
+        if not compile:
+            raise ManifestError(f"{problem} (compiling is turned off)")
+        from .dbt.runner import compile_project
+
+        restored.clear()  # the new manifest is compiled in full
+        manifest, session = compile_project(cfg, problem)
+    assert manifest is not None
+    nodes = manifest_nodes(manifest, cfg.project_dir, catalog_json, where=cfg.manifest_path, project_name=cfg.name)
+    prime_names(name_rules(nodes.dialect), nodes.relation_parts)  # the catalog reads these names again
     if key is not None and before is not None and file_stamp(cfg.manifest_path) == before:
-        digest.put(key, _digest_payload(read, cfg, restored))  # type: ignore[union-attr]
-    return read
+        digest.put(key, _digest_payload(nodes, cfg, restored))  # type: ignore[union-attr]
+    return _Read(nodes, session, manifest)
+
+
+def read_manifest_nodes(cfg: DbtConfig, *, compile: bool = True, catalog_json: Mapping[str, Any] | None = None,
+                        digest: ManifestDigest | None = None) -> ManifestNodes:
+    """The project's nodes from its manifest (compiled when needed).
+
+    With `digest`, what was read from an unchanged manifest is kept in it, and taken from it
+    while the manifest, catalog.json, the source files, the compiled files whose SQL was filled
+    in, the seed files, the target and this tool's version stay as they were."""
+    read = _read(cfg, compile=compile, catalog_json=catalog_json, digest=digest)
+    if read.session is not None:
+        read.session.close()
+    return read.nodes
+
+
+# --------------------------------------------------------------------------------------------
+# Incremental models: both branches, rendered by dbt once per change
+
+
+def _render_context(cfg: DbtConfig, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """What a render depends on beyond the model's manifest entry."""
+    return {"vars": compiled_vars(cfg), "macros": raw.get("_lineage_tools_macros"), "target": _target_identity(cfg)}
+
+
+def _with_incremental_branches(nodes: Sequence[Node], read: _Read, cfg: DbtConfig,
+                               only: Collection[str] | None) -> tuple[tuple[Node, ...], dict[str, str]]:
+    """Incremental models whose code tests `is_incremental()`: their full-refresh SQL as compiled
+    SQL (whatever state the warehouse was in when dbt compiled) and the incremental branch
+    beside it, from ``target/lineage_tools/incremental/`` or rendered by dbt in this process (one
+    session for all of them; no warehouse connection). Returns the nodes and, for models whose
+    branches could not be rendered, why."""
+    raws = read.nodes.incremental_raw
+    wanted = [n.unique_id for n in nodes if n.unique_id in raws and (only is None or n.unique_id in only)]
+    if not wanted:
+        return tuple(nodes), {}
+    store = RenderStore.for_cache_dir(cfg.cache_dir)
+    got: dict[str, tuple[str, str]] = {}
+    misses: dict[str, tuple[str, str]] = {}
+    for uid in wanted:
+        ctx = _render_context(cfg, raws[uid])
+        keys = (render_key(raws[uid], False, ctx), render_key(raws[uid], True, ctx))
+        full, incr = store.get(keys[0]), store.get(keys[1])
+        if full is not None and incr is not None:
+            got[uid] = (full, incr)
+        else:
+            misses[uid] = keys
+    problems: dict[str, str] = {}
+    if misses:
+        from .dbt.runner import DbtProject
+
+        log.info("lineage-tools: rendering both branches of %d incremental model(s) with dbt", len(misses))
+        session = read.session
+        try:
+            if session is None:
+                session = read.session = DbtProject(cfg)
+            if session.manifest is None:
+                session.load(read.manifest or read_manifest(cfg.manifest_path), only=list(misses))
+            rendered = session.render_branches(misses)
+        except ManifestError as exc:
+            rendered = {}
+            problems.update((uid, str(exc)) for uid in misses)
+        for uid, b in rendered.items():
+            if b.error or b.full_refresh is None or b.incremental is None:
+                problems[uid] = b.error or "dbt rendered no SQL"
+                continue
+            store.put(misses[uid][0], b.full_refresh)
+            store.put(misses[uid][1], b.incremental)
+            got[uid] = (b.full_refresh, b.incremental)
+    out = []
+    for n in nodes:
+        if n.unique_id in got:
+            full, incr = got[n.unique_id]
+            n = replace(n, compiled_sql=full or n.compiled_sql, incremental_sql=incr)
+        out.append(n)
+    return tuple(out), problems
+
+
+def _with_reason(ml: ModelLineage, code: ReasonCode, message: str) -> ModelLineage:
+    """`ml` with one more reason; a FULL model becomes PARTIAL."""
+    status = Status.PARTIAL if ml.status == Status.FULL else ml.status
+    return replace(ml, lineage=replace(ml.lineage, status=status,
+                                       reasons=ml.lineage.reasons + (Reason(code, message),)))
+
+
+_NO_COLUMNS_MARKERS = ("no columns were returned", "no columns returned from star() macro")
+_STAR = re.compile(r"(?<![\w(])\*(?!\s*\))")
+
+
+def found_no_columns(node: Node) -> bool:
+    """Does a model's compiled SQL show that a macro which reads the warehouse found no columns
+    (dbt_utils' "No columns were returned" comment, or a ``*`` the model's own code does not
+    write)?
+
+    >>> n = Node("model.p.m", "m", "model", "db.main.m", "db", "main", "m", raw_sql="select {{ star(ref('x')) }} from x",
+    ...          compiled_sql="select * /* No columns were returned */ from x")
+    >>> found_no_columns(n), found_no_columns(replace(n, compiled_sql="select a, b from x"))
+    (True, False)
+    """
+    sql = (node.compiled_sql or "").lower()
+    if any(m in sql for m in _NO_COLUMNS_MARKERS):
+        return True
+    return len(_STAR.findall(node.compiled_sql or "")) > len(_STAR.findall(node.raw_sql or ""))
+
+
+def _introspection_reason(node: Node, macros: str) -> str:
+    return (f"{node.name} calls {macros}, which read(s) the warehouse when dbt compiles it, and found no columns "
+            "(its input did not exist yet: compiled before a build); this lineage is not what it will be after a "
+            f"build. Run `dbt run --select +{node.name}` (or `dbt build`), then `dbt compile`, and run this again")
+
+
+# --------------------------------------------------------------------------------------------
+# The loaders
 
 
 def load_project(
-    project_dir: Path | str = ".",
+    project_dir: Path | str | DbtConfig = ".",
     profiles_dir: Path | str | None = None,
     target: str | None = None,
     *,
@@ -1070,36 +669,37 @@ def load_project(
     progress: Callable[[Node], None] | None = None,
     cache: bool = True,
     upstream_of: Callable[[Sequence[Node]], Collection[str]] | None = None,
+    vars: str | Mapping[str, Any] | None = None,
 ) -> ProjectLineage:
     """Lineage of every model of a dbt project, from its manifest (compiled when needed).
 
-    With `cache`, per-model results are kept under ``target/lineage_cache/`` (see `cache.py`),
-    and so is a digest of the manifest (see `read_manifest_nodes`).
+    `project_dir` is the project folder or its `DbtConfig`. With `cache`, per-model results are
+    kept under ``target/lineage_cache/`` (see `cache.py`), and so is a digest of the manifest.
     With `upstream_of` (the project's nodes -> the unique_ids wanted), only those models and
     the models upstream of them are analysed (or read from the cache): their lineage is the
     same as in a full load; every node is still listed."""
-    cfg = project_config(project_dir, profiles_dir, target)
+    cfg = project_dir if isinstance(project_dir, DbtConfig) else load_config(project_dir, profiles_dir, target, vars)
+    cfg.project  # noqa: B018 - a missing dbt_project.yml is the first error to report
     lineage_cache = LineageCache.for_target(cfg.target_path) if cache else None
     if lineage_cache is not None:
         analyze = lineage_cache.wrap(analyze)
     catalog_json = read_catalog_json(cfg.catalog_path)
-    read = read_manifest_nodes(cfg, compile=compile, catalog_json=catalog_json,
-                               digest=ManifestDigest.for_target(cfg.target_path) if cache else None)
-    nodes = read.nodes
-    only = upstream_closure(nodes, upstream_of(nodes)) if upstream_of is not None else None
-    if incremental_branches:
-        raw = read.incremental_raw
-        if only is None:
-            nodes = _with_incremental_branches(nodes, raw, cfg)
-        else:
-            kept = dict(zip((n.unique_id for n in nodes if n.unique_id in only),
-                            _with_incremental_branches([n for n in nodes if n.unique_id in only], raw, cfg)))
-            nodes = tuple(kept.get(n.unique_id, n) for n in nodes)
+    read = _read(cfg, compile=compile, catalog_json=catalog_json,
+                 digest=ManifestDigest.for_target(cfg.target_path) if cache else None)
+    try:
+        nodes = read.nodes.nodes
+        only = upstream_closure(nodes, upstream_of(nodes)) if upstream_of is not None else None
+        problems: dict[str, str] = {}
+        if incremental_branches:
+            nodes, problems = _with_incremental_branches(nodes, read, cfg, only)
+    finally:
+        if read.session is not None:
+            read.session.close()
     result = analyze_project(
         nodes,
-        project_name=read.project_name,
-        adapter_type=read.adapter_type,
-        dialect=read.dialect,
+        project_name=read.nodes.project_name,
+        adapter_type=read.nodes.adapter_type,
+        dialect=read.nodes.dialect,
         catalog_json=catalog_json,
         time_budget=time_budget,
         manifest_path=str(cfg.manifest_path),
@@ -1107,9 +707,73 @@ def load_project(
         progress=progress,
         only=only,
     )
+    result = _add_dbt_reasons(result, problems, read.nodes.introspective)
     if lineage_cache is not None:
         log.info("lineage-tools: %s", lineage_cache.summary())
     return result
+
+
+def _add_dbt_reasons(result: ProjectLineage, not_rendered: Mapping[str, str],
+                     introspective: Mapping[str, str]) -> ProjectLineage:
+    """What the SQL alone cannot tell: incremental branches dbt could not render, and models
+    whose introspective macros found no columns when dbt compiled them."""
+    if not not_rendered and not introspective:
+        return result
+    models = []
+    for ml in result.models:
+        uid = ml.node.unique_id
+        if uid in not_rendered:
+            log.warning("lineage-tools: %s: the incremental branch is not known: %s", ml.node.name, not_rendered[uid])
+            ml = _with_reason(ml, ReasonCode.NOT_RENDERED,
+                              f"the incremental branch (is_incremental() true) could not be rendered: {not_rendered[uid]}")
+        if uid in introspective and found_no_columns(ml.node):
+            ml = _with_reason(ml, ReasonCode.INTROSPECTIVE, _introspection_reason(ml.node, introspective[uid]))
+        models.append(ml)
+    return replace(result, models=tuple(models))
+
+
+def load_graph(config: DbtConfig, select: str | Sequence[str] | None = None, **options: Any) -> Any:
+    """The lineage graph of the project `config` names: what every command works on.
+
+    `select` (dbt's selection syntax): only the selected models and what they read are
+    analysed (or read from the cache); every node is still listed. `options` go to
+    `load_project` (compile, time_budget, progress, upstream_of, cache, incremental_branches)."""
+    from .graph import build_graph
+
+    if select:
+        from .selection import select_models
+
+        spec = " ".join([select] if isinstance(select, str) else select)
+        options.setdefault("upstream_of", lambda nodes: select_models(nodes, spec) or ())
+    return build_graph(load_project(config, **options))
+
+
+def load_base(path: Path | str, fallback_project_dir: Path | str, *,
+              progress: Callable[[Node], None] | None = None) -> ProjectLineage:
+    """Lineage of another version of the project from its manifest alone (no dbt run, no
+    compile, no cache): `path` is its target folder or its manifest.json.
+
+    Seeds' columns come from their files: in that version's checkout when the manifest sits in
+    ``<checkout>/target/``, else in `fallback_project_dir`."""
+    mpath = Path(path).expanduser()
+    if mpath.is_dir():
+        if not (mpath / "manifest.json").is_file():
+            raise ManifestError(f"{mpath}: no manifest.json in this folder (give the base's target/ folder or its manifest)")
+        mpath = mpath / "manifest.json"
+    elif not mpath.exists():
+        raise ManifestError(f"{mpath}: no such file or folder (give the base's target/ folder or its manifest)")
+    manifest = read_manifest(mpath)
+    missing = uncompiled(manifest)
+    if missing:
+        raise ManifestError(f"{mpath}: no compiled SQL for {len(missing)} node(s), e.g. {missing[0]} "
+                            "(run `dbt compile` in the base checkout)")
+    checkout = mpath.resolve().parent.parent
+    project_dir = checkout if (checkout / "dbt_project.yml").is_file() else Path(fallback_project_dir).resolve()
+    catalog_json = read_catalog_json(mpath.parent / "catalog.json")
+    read = manifest_nodes(manifest, project_dir, catalog_json, where=mpath)
+    return analyze_project(read.nodes, project_name=read.project_name, adapter_type=read.adapter_type,
+                           dialect=read.dialect, catalog_json=catalog_json, manifest_path=str(mpath),
+                           progress=progress)
 
 
 def is_user_error(exc: BaseException) -> bool:

@@ -18,8 +18,6 @@ Terms (see docs/provenance.md):
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import re
@@ -28,6 +26,9 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .dbt.config import DbtConfig
+from .dbt.manifest import last_build, seed_holds
+from .dbt.runner import run_dbt
 from .errors import LineageToolsError, UnknownNodeError, UserError, WarehouseError
 from .graph import LineageGraph
 from .records import ColumnRef, EdgeType, Finding, ModelLineage, Node, ProjectLineage, Status, Subtype
@@ -279,38 +280,15 @@ class Impact:
         return next((m for m in self.models if m.model == name), None)
 
 
-@dataclass(frozen=True)
-class Env:
-    """Where the project lives and how to reach its warehouse."""
-
-    project_dir: Path
-    profiles_dir: Path | None = None
-    target: str | None = None
-
-    @property
-    def dbt(self) -> wh.DbtTarget:
-        return wh.DbtTarget(self.project_dir, self.profiles_dir, self.target)
+#: Where the project lives and how to reach its warehouse: the dbt layer's config.
+Env = DbtConfig
 
 
-def load_graph(env: Env) -> LineageGraph:
-    """The project's lineage graph; when the manifest needs compiling, `dbt compile` runs as a
-    child process (an in-process dbt keeps the DuckDB file locked until this process ends, and
-    `impact` / `quarantine` run dbt again afterwards)."""
-    from .errors import ManifestError
-    from .graph import build_graph
-    from .project import load_project, manifest_problem, project_config, read_manifest
+def load_graph(env: DbtConfig) -> LineageGraph:
+    """The project's lineage graph (`project.load_graph`, the one loader)."""
+    from .project import load_graph as load
 
-    cfg = project_config(env.project_dir, env.profiles_dir, env.target)
-    try:
-        manifest = read_manifest(cfg.manifest_path) if cfg.manifest_path.exists() else None
-    except ManifestError:
-        manifest = None
-    problem = manifest_problem(cfg, manifest)
-    if problem:
-        log.warning("lineage-tools: %s; compiling with dbt (dbt compile)", problem)
-        if wh.run_dbt(env.dbt, ["compile", "--quiet", "--exclude", "resource_type:test"]) != 0:
-            raise ManifestError(f"{cfg.manifest_path}: dbt compile failed (see the log above)")
-    return build_graph(load_project(env.project_dir, env.profiles_dir, env.target))
+    return load(env)
 
 
 def registry_node(project: ProjectLineage) -> Node:
@@ -327,19 +305,8 @@ def read_project_registry(project: ProjectLineage, project_dir: Path) -> reg.Reg
 
 
 def _seed_holds(node: Node, project_dir: Path, column: str, ids: Collection[str]) -> bool | None:
-    """Does a seed's CSV hold rows of `ids`? None when there is no CSV to read."""
-    if node.resource_type != "seed" or not node.original_file_path:
-        return None
-    path = project_dir / node.original_file_path
-    try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh)
-            key = next((f for f in reader.fieldnames or () if f.strip().lower() == column.lower()), None)
-            if key is None:
-                return False
-            return any((row.get(key) or "").strip() in ids for row in reader)
-    except OSError:
-        return None
+    """Does a seed's file hold rows of `ids` (read as dbt reads it)? None when there is no file."""
+    return seed_holds(node, project_dir, column, ids)
 
 
 def _children(project: ProjectLineage) -> dict[str, list[str]]:
@@ -460,27 +427,93 @@ def _affected_columns(prov: Provenance, uid: str, holding: set[str]) -> tuple[st
     return tuple(out)
 
 
-def _project_vars(project_dir: Path) -> list[str]:
-    """The `excluded_sources` var already set in dbt_project.yml (kept in the rebuild command)."""
-    import yaml  # dbt's own dependency
+EXCLUDED_VAR = "excluded_sources"  # the pipeline's var: source ids whose rows staging drops
 
-    try:
-        data = yaml.safe_load((project_dir / "dbt_project.yml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return []
-    value = (data.get("vars") or {}).get("excluded_sources") or []
+
+def _var_ids(value: object) -> tuple[str, ...]:
+    """A var's source ids (a list, or a comma-separated string), malformed ones left out."""
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
-    return [v for v in value if isinstance(v, str) and reg.SOURCE_ID_RE.fullmatch(v)]
+    if not isinstance(value, (list, tuple)):
+        return ()
+    return tuple(dict.fromkeys(v for v in value if isinstance(v, str) and reg.SOURCE_ID_RE.fullmatch(v)))
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """The sources excluded by the var `excluded_sources` in the warehouse and in the project.
+
+    `in_force`: what the warehouse was last built with (dbt's run_results.json), else what the
+    project says; `configured`: what dbt_project.yml says (global and package-scoped vars) with
+    this command's --vars on top; `build_vars`: the --vars a rebuild must repeat (those of the last
+    build, or this command's) so that it changes nothing but what it is asked to."""
+
+    in_force: tuple[str, ...]
+    configured: tuple[str, ...]
+    build_vars: dict
+    last_build: str | None = None  # the last build's command, when known
+
+    def warning(self) -> str | None:
+        if self.last_build is None or set(self.in_force) == set(self.configured):
+            return None
+        return (f"the warehouse was last built with {EXCLUDED_VAR} {list(self.in_force)} (`{self.last_build}`), "
+                f"not {list(self.configured)} as the project says: rebuilds keep {list(self.in_force)}")
+
+
+def exclusions(env: DbtConfig) -> Exclusions:
+    """The `Exclusions` of the project and of its warehouse (see there)."""
+    try:
+        configured = _var_ids(env.var(EXCLUDED_VAR, []))
+    except UserError:  # no dbt_project.yml to read vars from
+        configured = _var_ids((env.vars or {}).get(EXCLUDED_VAR, []))
+    state = last_build(env)
+    if env.vars is not None or state is None:
+        out = Exclusions(configured, configured, dict(env.vars or {}))
+    else:
+        in_force = _var_ids(env.var(EXCLUDED_VAR, [], cli_vars=state.vars))
+        out = Exclusions(in_force, configured, dict(state.vars), state.command)
+    if state is not None and env.vars is not None:
+        built = _var_ids(env.var(EXCLUDED_VAR, [], cli_vars=state.vars))
+        if set(built) != set(configured):
+            out = replace(out, in_force=configured, last_build=state.command)
+            _warn_once(f"the warehouse was last built with {EXCLUDED_VAR} {list(built)} (`{state.command}`), not "
+                       f"{list(configured)} as --vars says: counts describe the former, rebuilds use the latter")
+            return out
+    if out.warning():
+        _warn_once(out.warning())  # type: ignore[arg-type]
+    return out
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning("lineage-tools: %s", message)
 
 
 def rebuild_argv(env: Env, models: Sequence[str], source_ids: Sequence[str]) -> tuple[str, ...]:
-    """`dbt build` of exactly `models` with the sources excluded, as an argv list."""
-    excluded = list(dict.fromkeys([*_project_vars(env.project_dir), *source_ids]))
-    argv = ["dbt", "build", "--select", *models, "--vars", json.dumps({"excluded_sources": excluded})]
+    """`dbt build` of exactly `models` with the sources excluded, as an argv list: the sources
+    already excluded when the warehouse was built (and any other --vars of that build) kept."""
+    ex = exclusions(env)
+    excluded = list(dict.fromkeys([*ex.in_force, *source_ids]))
+    build_vars = {**ex.build_vars, EXCLUDED_VAR: excluded}
+    argv = ["dbt", "build", "--select", *models, "--vars", json.dumps(build_vars)]
     if env.target:
         argv += ["--target", env.target]
     return tuple(argv)
+
+
+def set_sources_argv(env: Env, registry: str, models: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`dbt seed` of the registry and `dbt build` of `models` and everything downstream, as argv
+    lists; both repeat the --vars of the last build (the exclusions in force stay in force)."""
+    ex = exclusions(env)
+    extra = (("--vars", json.dumps(ex.build_vars)) if ex.build_vars else ()) + (
+        ("--target", env.target) if env.target else ())
+    seed = ("dbt", "seed", "--select", registry, *extra)
+    build = ("dbt", "build", "--select", *(f"{m}+" for m in models), *extra)
+    return seed, build
 
 
 def _ref(node: Node) -> str:
@@ -519,9 +552,11 @@ def impact(
     counts: wh.Counts | None = None
     note = None
     if count and maybe:
-        rels = [wh.Relation(r, _ref(nodes[r]), nodes[r].schema, nodes[r].identifier, (prov.roots[r],)) for r in maybe]
+        rels = [wh.Relation(r, _ref(nodes[r]), nodes[r].schema, nodes[r].identifier, (prov.roots[r],),
+                            nodes[r].relation_name) for r in maybe]
         rels += [
-            wh.Relation(uid, _ref(nodes[uid]), nodes[uid].schema, nodes[uid].identifier, prov.provenance_columns(uid))
+            wh.Relation(uid, _ref(nodes[uid]), nodes[uid].schema, nodes[uid].identifier, prov.provenance_columns(uid),
+                        nodes[uid].relation_name)
             for uid in order if uid in reached_all and nodes[uid].materialized != "ephemeral"
         ]
         try:
@@ -668,7 +703,8 @@ class QuarantineResult:
 def _totals(env: Env, project: ProjectLineage, prov: Provenance, uids: Sequence[str],
             ids: Sequence[str]) -> wh.Counts:
     nodes = {n.unique_id: n for n in project.nodes}
-    rels = [wh.Relation(u, _ref(nodes[u]), nodes[u].schema, nodes[u].identifier, prov.provenance_columns(u))
+    rels = [wh.Relation(u, _ref(nodes[u]), nodes[u].schema, nodes[u].identifier, prov.provenance_columns(u),
+                        nodes[u].relation_name)
             for u in uids if nodes[u].materialized != "ephemeral"]
     return wh.count_rows(env.dbt, project.dialect, rels, ids)
 
@@ -697,17 +733,17 @@ def set_sources(
     reg_node = registry_node(project)
     affected = [m.model for m in imp.models]
     uids = [m.unique_id for m in imp.models]
-    seed_argv = ("dbt", "seed", "--select", reg_node.name) + (("--target", env.target) if env.target else ())
-    build_argv = ("dbt", "build", "--select", *(f"{m}+" for m in affected)) + (
-        ("--target", env.target) if env.target else ())
+    seed_argv, build_argv = set_sources_argv(env, reg_node.name, affected)
     commands = (shlex.join(seed_argv),) + ((shlex.join(build_argv),) if affected else ())
     status = reg.QUARANTINED if quarantine else reg.ACTIVE
     pending = tuple(s for s in ids if (registry.get(s) and registry.get(s).status) != status)
     note = None
     if not quarantine:
-        still = [s for s in ids if s in _project_vars(env.project_dir)]
+        ex = exclusions(env)
+        still = [s for s in ids if s in ex.in_force]
         if still:
-            note = f"{', '.join(still)} stay excluded by the dbt var excluded_sources in dbt_project.yml"
+            where = f"since `{ex.last_build}`" if ex.last_build else "in dbt_project.yml"
+            note = f"{', '.join(still)} stay excluded by the dbt var {EXCLUDED_VAR} ({where})"
     if not affected:
         note = (note + "; " if note else "") + "no rows of these sources: nothing to rebuild"
     if dry_run:
@@ -718,11 +754,11 @@ def set_sources(
     if uids and not before.built:
         raise WarehouseError(f"cannot {action}: the warehouse is not built (run `dbt build` first)")
     changed = reg.set_status(registry.path, ids, status, reason)
-    rc = wh.run_dbt(env.dbt, list(seed_argv[1:]), on_line)
+    rc = run_dbt(env, list(seed_argv[1:]), on_line)
     if rc != 0:
         raise RebuildError(f"`{commands[0]}` failed (exit {rc}); the registry is updated: run `lineage-tools {action}` again")
     if affected:
-        rc = wh.run_dbt(env.dbt, list(build_argv[1:]), on_line)
+        rc = run_dbt(env, list(build_argv[1:]), on_line)
         if rc != 0:
             raise RebuildError(f"`{commands[1]}` failed (exit {rc}); the registry is updated: fix and run `lineage-tools {action}` again")
     # the proof covers every model with a provenance column, not only the ones lineage reaches

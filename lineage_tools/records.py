@@ -65,6 +65,8 @@ class ReasonCode(str, Enum):
     NO_COMPILED_SQL = "no_compiled_sql"
     DUPLICATE_COLUMN = "duplicate_column"
     INCREMENTAL_ONLY = "incremental_only_lineage"
+    NOT_RENDERED = "incremental_branch_not_rendered"  # dbt could not render is_incremental() true
+    INTROSPECTIVE = "introspective_macro"  # a macro read the warehouse at compile time and found nothing
 
 
 class RowEffect(str, Enum):
@@ -182,6 +184,7 @@ class Node:
     source_name: str | None = None  # sources: the `sources:` entry name (lookup as source_name.table)
     config: tuple[tuple[str, str], ...] = ()  # config values lineage needs (snapshot strategy, keys)
     incremental_sql: str | None = None  # incremental models: SQL compiled with is_incremental() true
+    relation_name: str | None = None  # the relation as dbt writes it in SQL (manifest `relation_name`)
 
     @property
     def is_root_candidate(self) -> bool:

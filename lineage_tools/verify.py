@@ -33,10 +33,7 @@ The scratch database names its relations exactly as the compiled SQL does
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
-import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -45,6 +42,8 @@ from pathlib import Path
 
 import duckdb
 
+from .dbt.config import DbtConfig
+from .dbt.manifest import read_seed, seed_delimiter
 from .errors import SqlError, UserError, WarehouseError
 from .records import (
     ColumnEdge,
@@ -528,42 +527,15 @@ def static_row_influences(project: ProjectLineage, unique_id: str) -> tuple[RowI
     return tuple(out)
 
 
-_ENV_VAR = re.compile(r"\{\{\s*env_var\(\s*['\"]([^'\"]+)['\"]\s*(?:,\s*['\"]([^'\"]*)['\"]\s*)?\)\s*\}\}")
+def duckdb_path(config: DbtConfig) -> Path | None:
+    """The DuckDB file of the project's target (read by the dbt layer from profiles.yml, env
+    vars resolved), or None when the target is not a local DuckDB file."""
+    return config.duckdb_path
 
 
-def duckdb_path(project_dir: Path, profiles_dir: Path, profile: str, target: str | None) -> Path | None:
-    """The DuckDB file of a dbt-duckdb target, from profiles.yml (``env_var`` resolved), or None
-    when the target is not DuckDB or names no file."""
-    import yaml
-
-    path = profiles_dir / "profiles.yml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    prof = data.get(profile) if isinstance(data, dict) else None
-    if not isinstance(prof, dict):
-        return None
-    out = (prof.get("outputs") or {}).get(target or prof.get("target") or "")
-    if not isinstance(out, dict) or out.get("type") != "duckdb":
-        return None
-    raw = str(out.get("path") or "")
-    raw = _ENV_VAR.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), raw)
-    if not raw or raw == ":memory:" or raw.startswith("md:"):
-        return None
-    p = Path(raw).expanduser()
-    return p if p.is_absolute() else (project_dir / p)
-
-
-def default_warehouse(project_dir: Path, profiles_dir: Path, target: str | None) -> Path | None:
+def default_warehouse(config: DbtConfig) -> Path | None:
     """The dbt target's DuckDB file when it exists (built), else None (inputs are generated)."""
-    import yaml
-
-    try:
-        data = yaml.safe_load((project_dir / "dbt_project.yml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    path = duckdb_path(project_dir, profiles_dir, str(data.get("profile") or ""), target)
+    path = duckdb_path(config)
     if path is None or not path.is_file():
         log.info("verify: no built DuckDB file for this target; generating inputs")
         return None
@@ -698,15 +670,16 @@ class _Inputs:
 
     def _seed(self, node: Node, parts: tuple[str, ...]) -> None:
         path = self.project_dir / (node.original_file_path or "")
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh), [])
+        delimiter = seed_delimiter(node)
+        header = next(read_seed(path, delimiter), [])
         types = {c.lower(): t for c, t in node.columns if t}
         cols = ", ".join(
             f"CAST({quote_ident(c)} AS {types[c.lower()]}) AS {quote_ident(c)}" if c.lower() in types
             else quote_ident(c) for c in header)
         limit = f" LIMIT {int(self.rows)}"
         self.scratch.add(node.unique_id, parts,
-                         f"SELECT {cols} FROM read_csv({_literal(str(path))}, header = true){limit}")
+                         f"SELECT {cols} FROM read_csv({_literal(str(path))}, header = true, "
+                         f"delim = {_literal(delimiter)}){limit}")
 
     def _generate(self, node: Node, parts: tuple[str, ...]) -> None:
         columns = [(c, (t or "VARCHAR")) for c, t in node.columns]

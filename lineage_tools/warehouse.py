@@ -1,15 +1,13 @@
-"""Row counts and rebuilds through dbt's own connection for the target.
+"""Row counts in the warehouse: read-only, never through a dbt process for DuckDB.
 
-With `provenance.py` deciding WHAT to count or rebuild, this module does it:
+With `provenance.py` deciding WHAT to count, this module does it:
 
-* `count_rows` counts, in ONE query through dbt's connection for the target (any adapter dbt
-  has), the total rows and the rows whose provenance columns hold any of some source ids, for
-  every relation asked. It runs in a short-lived child process (`python -m
-  lineage_tools.warehouse`) that calls `dbtRunner().invoke(["show", "--inline", ...])`:
-  dbt-duckdb keeps its file lock for the life of the process that opened it, and a later
-  `dbt build` must be able to open the file.
-* `run_dbt` runs this environment's `dbt` executable with an argv list (never a shell),
-  streaming its output to the log (stderr).
+* `count_rows` counts, in ONE query, the total rows and the rows whose provenance columns hold
+  any of some source ids, for every relation asked. On a DuckDB target it opens the DuckDB file
+  READ-ONLY with DuckDB itself (no dbt, no lock held after it returns); when another process
+  holds the file open for writing it raises `WarehouseBusy`, one line saying so. On any other
+  adapter (Spark, ...) the query runs through dbt's connection for the target, in a child
+  process (`dbt.runner.QuerySession`).
 * `contains_any` is the one place where the SQL "this provenance column holds any of these
   ids" is spelled per dialect (DuckDB `list_has_any`, Spark `arrays_overlap`). Ids are
   validated (`registry.check_id_syntax`) before they are quoted into SQL.
@@ -24,18 +22,15 @@ With `provenance.py` deciding WHAT to count or rebuild, this module does it:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .errors import UserError, WarehouseError
+from .dbt.config import DbtConfig, one_line
+from .errors import WarehouseError
 from .registry import check_id_syntax
 
 log = logging.getLogger(__name__)
@@ -119,6 +114,7 @@ class Relation:
     schema: str | None
     identifier: str
     provenance_columns: tuple[str, ...] = ()
+    sql_name: str | None = None  # the relation as dbt writes it in SQL (its manifest `relation_name`)
 
 
 @dataclass(frozen=True)
@@ -127,109 +123,65 @@ class RowCount:
     tainted_rows: int | None  # None: no provenance column to look at
 
 
-@dataclass(frozen=True)
-class DbtTarget:
-    """Where dbt runs: the project, its profiles folder and target, as dbt's CLI flags."""
+# --- counting ---------------------------------------------------------------------------------
 
-    project_dir: Path
-    profiles_dir: Path | None = None
-    target: str | None = None
-
-    def flags(self) -> list[str]:
-        out = ["--project-dir", str(self.project_dir)]
-        if self.profiles_dir is not None:
-            out += ["--profiles-dir", str(self.profiles_dir)]
-        if self.target:
-            out += ["--target", self.target]
-        return out
+class WarehouseBusy(WarehouseError):
+    """Another process holds the warehouse open for writing (e.g. a dbt run): nothing counted."""
 
 
-def dbt_executable() -> str:
-    """This environment's `dbt` (next to the running Python), else the one on PATH."""
-    local = Path(sys.executable).parent / "dbt"
-    if local.exists():
-        return str(local)
-    found = shutil.which("dbt")
-    if not found:
-        raise WarehouseError("dbt is not installed in this environment")
-    return found
+class _DuckDB:
+    """A DuckDB file opened read-only: `query` returns rows as dicts."""
+
+    def __init__(self, path: Path):
+        import duckdb
+
+        try:
+            self.con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as exc:
+            msg = one_line(exc)
+            if "lock" in msg.lower():
+                raise WarehouseBusy(f"the warehouse {path} is busy: another process holds a write lock on it "
+                                    "(a dbt run?); retry when it is done") from None
+            raise WarehouseError(f"{path}: cannot open the DuckDB file read-only ({msg})") from None
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        import duckdb
+
+        try:
+            cur = self.con.execute(sql)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"query on the warehouse failed: {one_line(exc)}") from None
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def close(self) -> None:
+        self.con.close()
 
 
-def dbt_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("DO_NOT_TRACK", "1")
-    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    return env
+def _duckdb_types(db: _DuckDB, relations: Sequence[Relation]) -> dict[tuple[str, str], dict[str, str]]:
+    """Column types of the relations that exist, keyed like `_columns_sql`'s rows: tables and
+    views from the catalog, other relations (e.g. external Parquet files) by describing them."""
+    import duckdb
 
-
-def run_dbt(
-    target: DbtTarget,
-    args: Sequence[str],
-    on_line: Callable[[str], None] | None = None,
-) -> int:
-    """Run `dbt <args>` for `target` as a child process (argv list, no shell).
-
-    Its output goes to the log line by line (and to `on_line`); returns the exit code.
-    """
-    argv = [dbt_executable(), *args, *target.flags()]
-    log.info("running: %s", " ".join(argv))
-    proc = subprocess.Popen(
-        argv,
-        cwd=target.project_dir,
-        env=dbt_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        log.info("  dbt | %s", line)
-        if on_line:
-            on_line(line)
-    return proc.wait()
-
-
-# --- counting, in a child process -------------------------------------------------------------
-
-@dataclass
-class _Session:
-    """dbt parsed once in this process; `query` runs SQL through the target's connection."""
-
-    target: DbtTarget
-    _runner: object | None = field(default=None, repr=False)
-
-    def _invoke(self, args: list[str]):
-        from dbt.cli.main import dbtRunner  # only here and in project.py: dbt is slow to import
-
-        if self._runner is None:
-            runner = dbtRunner()
-            with contextlib.redirect_stdout(sys.stderr):
-                res = runner.invoke(["parse", "--no-write-json", "--log-level", "none", *self.target.flags()])
-            if not res.success:
-                raise WarehouseError(f"dbt parse failed: {res.exception}")
-            self._runner = dbtRunner(manifest=res.result)
-        with contextlib.redirect_stdout(sys.stderr):
-            return self._runner.invoke([*args, "--no-write-json", "--log-level", "none", *self.target.flags()])
-
-    def query(self, sql: str) -> list[dict]:
-        res = self._invoke(["show", "--inline", sql, "--limit", "-1"])
-        if not res.success or res.result is None:
-            raise WarehouseError(f"query through dbt failed: {res.exception or 'see dbt log'}")
-        table = res.result.results[0].agate_table
-        return [dict(zip(table.column_names, row)) for row in table.rows]
-
-
-def _count_in_session(
-    session: _Session, dialect: str, relations: Sequence[Relation], source_ids: Sequence[str]
-) -> dict:
-    """Column types first (which relations exist; list or scalar), then ONE counting query."""
     types: dict[tuple[str, str], dict[str, str]] = {}
-    for row in session.query(_columns_sql(dialect, relations)):
-        types.setdefault((row["table_schema"], row["table_name"]), {})[row["column_name"]] = str(
-            row["data_type"]
-        )
+    for row in db.query(_columns_sql("duckdb", relations)):
+        types.setdefault((row["table_schema"], row["table_name"]), {})[row["column_name"]] = str(row["data_type"])
+    for rel in relations:
+        key = ((rel.schema or "").lower(), rel.identifier.lower())
+        if key in types or not rel.sql_name or rel.sql_name.lstrip().startswith('"'):
+            continue
+        try:
+            rows = db.con.execute(f"describe select * from {rel.sql_name}").fetchall()
+        except duckdb.Error:
+            continue
+        types[key] = {str(r[0]).lower(): str(r[1]) for r in rows}
+    return types
+
+
+def _count(query: Any, dialect: str, relations: Sequence[Relation], source_ids: Sequence[str],
+           types: dict[tuple[str, str], dict[str, str]], name: Any) -> dict:
+    """ONE counting query over the relations that exist (`types`: their columns' types; list or
+    scalar decides the predicate); `name(rel)` is how the query names a relation."""
     parts, present = [], []
     for i, rel in enumerate(relations):
         cols = types.get(((rel.schema or "").lower(), rel.identifier.lower()))
@@ -246,7 +198,7 @@ def _count_in_session(
         )
         parts.append(
             f"select {i} as rel_index, count(*) as total_rows, {tainted} as tainted_rows "
-            f"from {rel.ref}"
+            f"from {name(rel)}"
         )
     counts: dict[str, dict] = {}
     lists = {
@@ -255,7 +207,7 @@ def _count_in_session(
         for rel in present
     }
     if parts:
-        for row in session.query("\nunion all\n".join(parts)):
+        for row in query("\nunion all\n".join(parts)):
             rel = relations[int(row["rel_index"])]
             tainted = row["tainted_rows"]
             counts[rel.key] = {
@@ -275,64 +227,36 @@ class Counts:
 
 
 def count_rows(
-    target: DbtTarget, dialect: str, relations: Sequence[Relation], source_ids: Sequence[str]
+    config: DbtConfig, dialect: str, relations: Sequence[Relation], source_ids: Sequence[str]
 ) -> Counts:
-    """Count total and tainted rows of `relations` through dbt, in one child process."""
+    """Count total and tainted rows of `relations` in the target's warehouse.
+
+    DuckDB: the file opened read-only (`WarehouseBusy` when another process writes to it; not
+    built when there is no file). Other adapters: through dbt, in one child process."""
     for sid in source_ids:
         check_id_syntax(sid)
-    request = {
-        "target": {
-            "project_dir": str(target.project_dir),
-            "profiles_dir": str(target.profiles_dir) if target.profiles_dir else None,
-            "target": target.target,
-        },
-        "dialect": dialect,
-        "source_ids": list(source_ids),
-        "relations": [
-            {"key": r.key, "ref": r.ref, "schema": r.schema, "identifier": r.identifier,
-             "provenance_columns": list(r.provenance_columns)}
-            for r in relations
-        ],
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "lineage_tools.warehouse"],
-        input=json.dumps(request),
-        cwd=target.project_dir,
-        env=dbt_env(),
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise WarehouseError(f"cannot count rows through dbt: {tail[0]}")
-    answer = json.loads(proc.stdout)
+    path = config.duckdb_path if config.adapter_type == "duckdb" else None
+    if config.adapter_type == "duckdb" and path is not None:
+        if not path.is_file():
+            return Counts({}, False)
+        db = _DuckDB(path)
+        try:
+            types = _duckdb_types(db, relations)
+            answer = _count(db.query, dialect, relations, source_ids, types,
+                            lambda rel: rel.sql_name or f'"{rel.schema}"."{rel.identifier}"')
+        finally:
+            db.close()
+    else:
+        from .dbt.runner import QuerySession
+
+        with QuerySession(config) as session:
+            types = {}
+            for row in session.query(_columns_sql(dialect, relations)):
+                types.setdefault((row["table_schema"], row["table_name"]), {})[row["column_name"]] = str(
+                    row["data_type"])
+            answer = _count(session.query, dialect, relations, source_ids, types, lambda rel: rel.ref)
     return Counts(
         rows={k: RowCount(v["total_rows"], v["tainted_rows"]) for k, v in answer["counts"].items()},
         built=answer["built"],
         list_columns={k: tuple(v) for k, v in answer.get("list_columns", {}).items()},
     )
-
-
-def _child_main() -> int:
-    request = json.load(sys.stdin)
-    t = request["target"]
-    target = DbtTarget(
-        Path(t["project_dir"]),
-        Path(t["profiles_dir"]) if t["profiles_dir"] else None,
-        t["target"],
-    )
-    relations = [
-        Relation(r["key"], r["ref"], r["schema"], r["identifier"], tuple(r["provenance_columns"]))
-        for r in request["relations"]
-    ]
-    try:
-        answer = _count_in_session(_Session(target), request["dialect"], relations, request["source_ids"])
-    except UserError as err:
-        sys.stderr.write(f"error: {err}\n")
-        return 2
-    sys.stdout.write(json.dumps(answer))
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover - the child process of count_rows
-    sys.exit(_child_main())

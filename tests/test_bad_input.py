@@ -61,25 +61,29 @@ BAD_MANIFESTS = {
 @pytest.mark.dbt
 @pytest.mark.parametrize("case", sorted(BAD_MANIFESTS))
 def test_bad_manifest_exits_2_naming_the_file(compiled_mini: Path, tmp_path: Path, case: str) -> None:
+    """A manifest this tool cannot rebuild (diff's base: never compiled) is an error naming it."""
     content, message = BAD_MANIFESTS[case]
     project = _copy(compiled_mini, tmp_path / "mini")
-    manifest = project / "target" / "manifest.json"
+    manifest = tmp_path / "base" / "manifest.json"
+    manifest.parent.mkdir()
     manifest.write_text(content, encoding="utf-8")
-    proc = run_cli("export", "--project-dir", str(project), cwd=project)
+    proc = run_cli("diff", "--base", str(manifest), "--project-dir", str(project), cwd=project)
     assert proc.returncode == 2 and proc.stdout == ""
     _one_line_error(proc, str(manifest), message)
     assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.dbt
-def test_commands_that_rebuild_recompile_over_a_truncated_manifest(compiled_mini: Path, tmp_path: Path) -> None:
-    """check / impact / quarantine / verify compile a fresh manifest with dbt instead (they run dbt anyway)."""
+def test_commands_recompile_over_an_unreadable_manifest(compiled_mini: Path, tmp_path: Path) -> None:
+    """Every command reads the project through one loader: an unreadable manifest in target/ is
+    compiled again by dbt (saying why), whatever the command."""
     project = _copy(compiled_mini, tmp_path / "mini")
-    (project / "target" / "manifest.json").write_text(BAD_MANIFESTS["truncated"][0], encoding="utf-8")
-    proc = run_cli("check", "--project-dir", str(project), cwd=project)
-    assert proc.returncode in (0, 1), proc.stderr
-    assert "compiling with dbt" in proc.stderr
-    json.loads((project / "target" / "manifest.json").read_text(encoding="utf-8"))  # whole again
+    for command in ("check", "export"):
+        (project / "target" / "manifest.json").write_text(BAD_MANIFESTS["truncated"][0], encoding="utf-8")
+        proc = run_cli(command, "--project-dir", str(project), cwd=project)
+        assert proc.returncode in (0, 1), proc.stderr
+        assert "not JSON or truncated" in proc.stderr and "compiling with dbt" in proc.stderr
+        json.loads((project / "target" / "manifest.json").read_text(encoding="utf-8"))  # whole again
 
 
 @pytest.mark.dbt
@@ -98,12 +102,15 @@ def test_manifest_without_compiled_sql_is_compiled_first(compiled_mini: Path, tm
 
 @pytest.mark.dbt
 def test_unknown_adapter_dialect_exits_2(compiled_mini: Path, tmp_path: Path) -> None:
+    """A manifest of an adapter sqlglot has no dialect for (as diff's base: in target/ it would be
+    the manifest of another target, compiled again for this one)."""
     project = _copy(compiled_mini, tmp_path / "mini")
-    manifest = project / "target" / "manifest.json"
-    data = json.loads(manifest.read_text(encoding="utf-8"))
+    data = json.loads((project / "target" / "manifest.json").read_text(encoding="utf-8"))
     data["metadata"]["adapter_type"] = "nosuchdb"
+    manifest = tmp_path / "base" / "manifest.json"
+    manifest.parent.mkdir()
     manifest.write_text(json.dumps(data), encoding="utf-8")
-    proc = run_cli("export", "--project-dir", str(project), cwd=project)
+    proc = run_cli("diff", "--base", str(manifest), "--project-dir", str(project), cwd=project)
     assert proc.returncode == 2
     _one_line_error(proc, "nosuchdb")
 

@@ -40,13 +40,15 @@ def test_same_seed_same_project_other_seed_other_project(tmp_path: Path) -> None
 def test_shape_depth_width_and_construct_mix(tmp_path: Path) -> None:
     meta = synthetic_project.generate(400, tmp_path / "p", seed=5, compile=False)
     assert meta["models"] == 400
+    assert meta["incremental"] >= 0.05 * 400 and meta["sources_without_columns"] >= 1
     assert meta["dag_depth"] >= 10
     assert 10 <= meta["columns_min"] and meta["columns_max"] <= 60
     assert set(meta["kinds"]) == {"staging", *synthetic_project.KINDS}
     sql = "\n".join(p.read_text() for p in (tmp_path / "p" / "models").rglob("*.sql")).lower()
     for construct in (" exclude (", " replace (", " using (user_id)", "union all", "group by",
                       " over (partition by", " exists (", " in (\n", "case when", "having",
-                      "collect_sources(", "merge_sources("):
+                      "collect_sources(", "merge_sources(", "synth_utils.safe_divide(", "is_incremental()",
+                      "{{ this }}", "{{ source('raw', "):
         assert construct in sql, construct
     schema = json.loads((tmp_path / "p" / "synthetic_schema.json").read_text())
     for relation, cols in schema.items():
@@ -81,8 +83,16 @@ def test_dbt_builds_it_and_lineage_finds_the_generated_columns(tmp_path: Path) -
     run_dbt(root, "build")  # every generated model is valid DuckDB SQL and runs on the seeds
     pl = project.load_project(root, compile=False)
     schema = json.loads((root / "synthetic_schema.json").read_text())
+    over_sources = {f"model.synthetic.{n['name']}" for n in manifest["nodes"].values()
+                    if any(d.startswith("source.") for d in n["depends_on"]["nodes"])}
+    assert over_sources and meta["incremental"] >= 2
     for m in pl.models:
         expected = schema.get(m.node.relation)
         if expected is not None:
             assert list(m.lineage.columns) == [c for c, _ in expected], m.node.name
-        assert m.status.value == "FULL", (m.node.name, m.lineage.reasons)
+        if m.node.unique_id in over_sources:  # the source declares no columns: not in the catalog
+            assert {r.code.value for r in m.lineage.reasons} == {"unknown_table"}, m.lineage.reasons
+        else:
+            assert m.status.value == "FULL", (m.node.name, m.lineage.reasons)
+        if m.node.materialized == "incremental":
+            assert any(e.incremental_only and e.source.relation == m.node.unique_id for e in m.lineage.edges)
