@@ -121,7 +121,10 @@ class LineageGraph:
         new.nodes.update((k, v) for k, v in self.nodes.items() if v.resource_type == "external")
         new.models = {m.node.unique_id: m for m in project.models}
         changed = set(changed)
-        new._in = {k: v for k, v in self._in.items() if k.relation not in changed}
+        new._in = dict(self._in)
+        for uid in changed:
+            for c in (*self._columns.get(uid, ()), DATASET):
+                new._in.pop(ColumnRef(uid, c), None)
         new._out_index = None
         new.edges = [e for e in self.edges if e.target.relation not in changed]
         new._columns = dict(self._columns)
@@ -144,7 +147,11 @@ class LineageGraph:
                     new._add_edge(GraphEdge(e.source, target, e.subtype, e.masking, e.incremental_only))
         new._roots = {}
         new._dataset_refs = {}
-        new._names = new._name_index() if project.nodes != self.project.nodes else self._names
+        same_names = len(project.nodes) == len(self.project.nodes) and all(
+            a is b or (a.unique_id, a.name, a.relation, a.resource_type, a.source_name)
+            == (b.unique_id, b.name, b.relation, b.resource_type, b.source_name)
+            for a, b in zip(project.nodes, self.project.nodes))
+        new._names = self._names if same_names else new._name_index()
         return new
 
     def _add_edge(self, edge: GraphEdge) -> None:

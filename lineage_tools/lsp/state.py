@@ -48,7 +48,7 @@ from ..project import (
 from ..provenance import Provenance, check_model
 from ..records import Finding, ModelLineage, Node, ProjectLineage
 from ..sql import Catalog
-from .dbt_session import DbtSession, RenderError
+from .dbt_session import EditorSession, RenderError
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class Workspace:
                  target: str | None = None):
         self.cfg = project_config(project_dir, profiles_dir, target)
         self.project_dir = self.cfg.project_dir
-        self.session = DbtSession(self.cfg.project_dir, self.cfg.profiles_dir, target)
+        self.session = EditorSession(self.cfg)
         self._analyze = LineageCache.for_target(self.cfg.target_path).wrap(analyze_node)
         self._generation = 0
         self._dirty: set[str] = set()  # models to analyse again (an input's columns changed)
@@ -132,7 +132,7 @@ class Workspace:
 
     def load(self) -> Snapshot:
         """Read the project as the CLI does and check every model."""
-        project = load_project(self.cfg.project_dir, self.cfg.profiles_dir, self.cfg.target)
+        project = load_project(self.cfg)
         self._catalog_json = read_catalog_json(self.cfg.catalog_path)
         self._set_project(project)
         self._graph = build_graph(project)
@@ -184,6 +184,10 @@ class Workspace:
         if self.session.manifest is None:
             self.session.parse()
             self._macro_print = self._macros_fingerprint()
+        from .. import lineage  # noqa: F401 - the SQL engine, imported before the first edit needs it
+
+        self._catalog.schema  # noqa: B018 - sqlglot's schema of every relation, built once now
+        _freeze()
 
     def _macros_fingerprint(self) -> str:
         m = self.session.manifest
@@ -230,10 +234,10 @@ class Workspace:
     def _edit_one(self, uid: str, text: str) -> Snapshot:
         node = self._by_id[uid]
         try:
-            rendered = self.session.render(node.original_file_path, text)
+            rendered = self.session.render_text(node.original_file_path, text)
             incremental = None
             if node.incremental_sql is not None:
-                incremental = self.session.render(node.original_file_path, text, is_incremental=True).sql
+                incremental = self.session.render_text(node.original_file_path, text, is_incremental=True).sql
             self._check_cycle(uid, rendered.depends_on)
         except RenderError as exc:
             self._render_problems[uid] = RenderProblem(str(exc), exc.line)
@@ -349,6 +353,10 @@ class Workspace:
         everything downstream; every model is checked again."""
         old_print = self._macro_print
         old_relations = self._relation_names()
+        # dbt_project.yml may have changed: read the configuration again, in a new session
+        self.session.close()
+        self.cfg = project_config(self.cfg.project_dir, self.cfg.profiles_dir, self.cfg.target, self.cfg.vars)
+        self.session = EditorSession(self.cfg)
         manifest = self.session.parse()
         new_print = self._macros_fingerprint()
         self._macro_print = new_print
@@ -382,7 +390,7 @@ class Workspace:
                 continue
             rendered.add(uid)
             try:
-                raw["compiled_code"] = self.session.render(path, text).sql
+                raw["compiled_code"] = self.session.render_text(path, text).sql
                 if text != raw.get("raw_code"):
                     raw["raw_code"] = text
             except RenderError as exc:
@@ -424,6 +432,7 @@ class Workspace:
         self._dirty.clear()
         self._unchecked.clear()
         log.info("lineage-tools lsp: project parsed again; %d model(s) rendered again", len(rendered))
+        _freeze()
         return self._publish(frozenset(set(self._findings) | set(old_findings) | set(problems)), pending=False)
 
     def _relation_names(self) -> dict[str, Any]:
@@ -434,6 +443,15 @@ class Workspace:
             return {}
         return {uid: (getattr(n, "relation_name", None), n.config.materialized if hasattr(n, "config") else None)
                 for uid, n in m.nodes.items()}
+
+
+def _freeze() -> None:
+    """What is loaded now lives as long as the server: move it out of the garbage collector's
+    sight (a full collection of a large project's graph otherwise pauses an edit for a second)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _dag_order(raw_nodes: Mapping[str, Mapping[str, Any]]) -> list[str]:
