@@ -151,7 +151,7 @@ class LineageGraph:
             a is b or (a.unique_id, a.name, a.relation, a.resource_type, a.source_name)
             == (b.unique_id, b.name, b.relation, b.resource_type, b.source_name)
             for a, b in zip(project.nodes, self.project.nodes))
-        new._names = self._names if same_names else new._name_index()
+        new._names = self._names if same_names and new.nodes.keys() == self.nodes.keys() else new._name_index()
         return new
 
     def _add_edge(self, edge: GraphEdge) -> None:

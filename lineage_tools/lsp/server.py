@@ -63,6 +63,7 @@ class LineageServer(LanguageServer):
         self.snap: Snapshot | None = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lineage-worker")
         self._queued = 0  # jobs submitted to the worker and not started yet
+        self._busy = 0  # jobs submitted and not finished
         self._queued_lock = threading.Lock()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._published: dict[str, list[lsp.Diagnostic]] = {}
@@ -89,6 +90,7 @@ class LineageServer(LanguageServer):
         """Run `fn(*args)` in the worker, after the jobs already queued."""
         with self._queued_lock:
             self._queued += 1
+            self._busy += 1
 
         def run() -> None:
             with self._queued_lock:
@@ -100,6 +102,9 @@ class LineageServer(LanguageServer):
             except Exception as exc:  # noqa: BLE001 - the server must stay up; say what happened
                 log.exception("lineage-tools lsp: internal error")
                 self.notify(f"lineage-tools: internal error: {type(exc).__name__}: {exc}", lsp.MessageType.Error)
+            finally:
+                with self._queued_lock:
+                    self._busy -= 1
 
         self._worker.submit(run)
 
@@ -389,6 +394,15 @@ def build_server(project_dir: Path | None = None, profiles_dir: Path | None = No
     def _loc(ls: LineageServer, loc: answers.Location) -> lsp.Location:
         return lsp.Location(uri=ls.uri(loc.path), range=lsp.Range(
             start=lsp.Position(line=loc.line, character=loc.start), end=lsp.Position(line=loc.line, character=loc.end)))
+
+    @server.feature("lineageTools/status")
+    def status(ls: LineageServer, params: Any) -> dict[str, Any]:
+        """Whether the server is busy: for benchmarks and scripts (not part of LSP)."""
+        snap = ls.snap
+        return {"ready": ls.ws is not None and ls.ws.session.manifest is not None,
+                "generation": snap.generation if snap else 0, "pending": bool(snap and snap.pending),
+                "busy": ls._busy, "debouncing": len(ls._timers),
+                "models": len(snap.by_path) if snap else 0}
 
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     def hover(ls: LineageServer, params: lsp.HoverParams) -> lsp.Hover | None:
