@@ -99,19 +99,25 @@ async def idle(c: Client, timeout: float = 900) -> None:
     end = time.perf_counter() + timeout
     while time.perf_counter() < end:
         st = await c.protocol.send_request_async("lineageTools/status", {})
-        st = st if isinstance(st, dict) else st.__dict__
-        if st.get("ready") and not st.get("pending") and not st.get("busy") and not st.get("debouncing"):
+        get = st.get if isinstance(st, dict) else (lambda k, s=st: getattr(s, k, None))
+        if get("ready") and not get("pending") and not get("busy") and not get("debouncing"):
             return
         await asyncio.sleep(0.05)
     raise SystemExit("server never went idle")
 
 
 def pick_models(project: Path, n: int) -> list[str]:
-    """`n` model files spread over staging, intermediate layers and marts (sorted names)."""
-    files = sorted(str(p.relative_to(project)) for p in (project / "models").rglob("*.sql"))
-    files = [f for f in files if "select * from final" in (project / f).read_text()]
-    step = max(1, len(files) // n)
-    return files[::step][:n]
+    """`n` model files: a fifth staging (the most downstream work), the rest spread over the
+    intermediate layers and marts (evenly over sorted names)."""
+    def files(folder: str) -> list[str]:
+        found = sorted(str(p.relative_to(project)) for p in (project / "models" / folder).rglob("*.sql"))
+        return [f for f in found if "select * from final" in (project / f).read_text()]
+
+    def spread(items: list[str], k: int) -> list[str]:
+        return [items[i * len(items) // k] for i in range(k)] if items and k else []
+
+    n_staging = max(1, n // 5)
+    return spread(files("staging"), n_staging) + spread(files("intermediate") + files("marts"), n - n_staging)
 
 
 def add_ref(text: str, staging: list[str], name: str) -> str | None:
@@ -151,11 +157,12 @@ async def run(project: Path, edits: int, hovers: int, memory_only: bool) -> dict
         await c.stop()
         return res
     staging = sorted(p.stem for p in (project / "models" / "staging").glob("*.sql"))
-    times: dict[str, list[float]] = {"comment": [], "new_column": [], "add_ref": [], "change_debounced": []}
+    times: dict[str, list[float]] = {"comment": [], "new_column": [], "add_ref": [], "change_debounced": [],
+                                     "new_column_settled": []}
     hover_ms: list[float] = []
     version: dict[str, int] = {}
 
-    async def send(rel: str, text: str, save: bool) -> float:
+    async def send(rel: str, text: str, save: bool, settled: list[float] | None = None) -> float:
         uri = from_fs_path(str(project / rel))
         version[rel] += 1
         v = version[rel]
@@ -169,6 +176,8 @@ async def run(project: Path, edits: int, hovers: int, memory_only: bool) -> dict
             c.text_document_did_save(T.DidSaveTextDocumentParams(T.TextDocumentIdentifier(uri=uri)))
         got = await wait_for(c, uri, v, since)
         await idle(c)
+        if settled is not None:  # until every downstream model is analysed and checked again
+            settled.append(time.perf_counter() - t)
         return got - t
 
     for rel in pick_models(project, edits):
@@ -182,7 +191,7 @@ async def run(project: Path, edits: int, hovers: int, memory_only: bool) -> dict
         name = Path(rel).stem
         times["comment"].append(await send(rel, original + "\n-- an analyst's note\n", True))
         times["new_column"].append(await send(rel, original.replace(
-            "select * from final", "select *, 1 as bench_new_col from final"), True))
+            "select * from final", "select *, 1 as bench_new_col from final"), True, times["new_column_settled"]))
         with_ref = add_ref(original, staging, name) if "/staging/" not in rel else None
         if with_ref is not None:
             times["add_ref"].append(await send(rel, with_ref, True))
@@ -195,7 +204,8 @@ async def run(project: Path, edits: int, hovers: int, memory_only: bool) -> dict
             t = time.perf_counter()
             await c.text_document_hover_async(T.HoverParams(T.TextDocumentIdentifier(uri), T.Position(i, ch)))
             hover_ms.append((time.perf_counter() - t) * 1000)
-        print(f"  {rel}: comment {times['comment'][-1]:.3f} s, new column {times['new_column'][-1]:.3f} s"
+        print(f"  {rel}: comment {times['comment'][-1]:.3f} s, new column {times['new_column'][-1]:.3f} s "
+              f"(downstream settled {times['new_column_settled'][-1]:.2f} s)"
               + (f", add ref {times['add_ref'][-1]:.3f} s" if with_ref is not None else "")
               + f", didChange (debounced) {times['change_debounced'][-1]:.3f} s", flush=True)
     mem_end = rss(pid)

@@ -6,7 +6,7 @@ compiled when stale; the per-model lineage cache) and checks every model (`prove
 the function `check` runs). An edit of one model file (`Workspace.edit`, with the editor's text,
 saved or not) then
 
-1. renders that text in-process through dbt's compiler on the parsed project (`dbt_session`):
+1. renders that text in-process through dbt's compiler on the parsed project (`dbt.editor`):
    no dbt process, no manifest written;
 2. analyses that model alone (`project.analyze_node`) and checks it on a graph that differs from
    the last one only by that model's edges (`graph.LineageGraph.with_models`): the first
@@ -48,7 +48,7 @@ from ..project import (
 from ..provenance import Provenance, check_model
 from ..records import Finding, ModelLineage, Node, ProjectLineage
 from ..sql import Catalog
-from .dbt_session import EditorSession, RenderError
+from ..dbt.editor import EditorSession, RenderError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ it compiles depends on exactly those. The text's ``config()`` calls are read but
 the model's configuration stays the parsed project's until the file is saved and the project
 parsed again.
 
-That step (`text_dependencies`) belongs in the dbt layer's `render` (see docs/editor.md).
+Used by the editor loop (`lineage_tools.lsp`); `text_dependencies` is what `DbtProject.render`
+would need to render any editor text itself (see docs/editor.md).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..dbt.runner import DbtProject, NeedsWarehouse
-from ..dbt.runner import RenderError as _DbtRenderError
 from ..errors import ManifestError
+from .runner import DbtProject, NeedsWarehouse
+from .runner import RenderError as _DbtRenderError
 
 _LINE = re.compile(r"\bline (\d+)\b")
 _CALLS = re.compile(r"\b(?:ref|source)\s*\([^)]*\)")
