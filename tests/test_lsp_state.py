@@ -114,17 +114,31 @@ def test_an_edit_in_memory_equals_a_fresh_compile_and_check(compiled_pipeline: P
     # the merged users lose their merge provenance: training_examples, downstream, reads a
     # column that is gone; the model itself keeps only its records' provenance
     text = _drop_line((edited / rel).read_text(encoding="utf-8"), r"^\s*rolled_up\.merge_source_ids")
+    # the ephemeral blocklist (inlined by dbt into int_users_despammed) drops the spam scores
+    eph = "models/intermediate/int_spam_blocklist.sql"
+    eph_text = (edited / eph).read_text(encoding="utf-8")
+    eph_new = re.sub(r"\n\s*union all\n(?:(?!union all).)*from spam_scores\n", "\n", eph_text, count=1, flags=re.S)
+    assert eph_new != eph_text and "from spam_scores" not in eph_new
     ws = Workspace(edited)
     ws.load()
     snaps = list(ws.edit(rel, text))
     assert snaps[0].changed == {ws.uid_of(rel)} and not snaps[-1].pending
-    mem = snaps[-1]
     assert "model.provenance_pipeline.training_examples" in set().union(*(s.changed for s in snaps))
+    despammed = "model.provenance_pipeline.int_users_despammed"
+    marker = "'spam_score' as block_reason"
+    assert marker in ws.snapshot.graph.models[despammed].node.compiled_sql
+    snaps = list(ws.edit(eph, eph_new))
+    mem = snaps[-1]
+    # dbt inlines the ephemeral model into its consumer: the consumer is rendered again
+    assert marker not in mem.graph.models[despammed].node.compiled_sql
+    blocklist = mem.graph.models[ws.uid_of(eph)].lineage
+    assert not any(e.source.relation.endswith("stg_spam_scores") for e in blocklist.edges)
     in_memory = _summary(mem.graph, [f for fs in mem.findings.values() for f in fs])
 
     fresh = tmp_path / "fresh"
     shutil.copytree(compiled_pipeline, fresh, ignore=shutil.ignore_patterns("*.duckdb", "*.wal", "target"))
     (fresh / rel).write_text(text, encoding="utf-8")
+    (fresh / eph).write_text(eph_new, encoding="utf-8")
     run_dbt(fresh, "compile")
     graph = build_graph(load_project(fresh, fresh, compile=False, cache=False))
     assert in_memory == _summary(graph, check(graph).findings)

@@ -93,6 +93,19 @@ class EditorSession(DbtProject):
             raise RenderError(f"{original.name}: {_message(exc).split(': ', 1)[-1]}", _error_line(text, exc)) from None
         return Rendered(uid, compiled.compiled_code or "", tuple(target.depends_on.nodes))
 
+    def set_text(self, unique_id: str, text: str, depends_on: tuple[str, ...]) -> None:
+        """The parsed project's node now reads `text`: for an ephemeral model, whose SQL dbt
+        inlines into its consumers' when it renders them (its compiled SQL is dropped, so the
+        next render compiles the new text)."""
+        node = self.manifest.nodes[unique_id]
+        node.raw_code = text
+        node.depends_on.nodes = list(depends_on)
+        node.compiled = False
+        node.compiled_code = None
+        node.extra_ctes = []
+        node.extra_ctes_injected = False
+        node._pre_injected_sql = None  # what dbt inlines when set
+
     def text_dependencies(self, original: Any, text: str) -> list[str]:
         """The nodes `text` refs and sources, resolved as dbt's parser resolves them (an unknown
         ref is an error naming it)."""

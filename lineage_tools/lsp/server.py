@@ -131,8 +131,8 @@ class LineageServer(LanguageServer):
 
     def job_load(self) -> None:
         ws = Workspace(self.project_dir or Path.cwd(), self.profiles_dir, self.target)
-        self.ws = ws
         snap = ws.load()
+        self.ws = ws  # only a loaded project answers
         n = sum(len(f) for f in snap.findings.values())
         self._call(lambda: self.after(snap, everything=True))
         self.notify(f"lineage-tools: {len(snap.by_path)} models loaded, {n} finding(s); starting dbt")

@@ -252,12 +252,42 @@ class Workspace:
             self._nodes[self._position[uid]] = new
             self._by_id[uid] = new
         self._texts[uid] = text
+        if new.materialized == "ephemeral":
+            self._render_inliners(uid, text, rendered.depends_on)
         changed = self._reanalyse([uid])
         self._graph = self._graph.with_models(self._project_lineage(), changed)
         prov = Provenance(self._graph)
         self._findings[uid] = tuple(check_model(prov, self._models[uid]))
         self._unchecked.discard(uid)
         return self._publish(frozenset({uid}), pending=bool(self._dirty or self._unchecked))
+
+    def _render_inliners(self, uid: str, text: str, depends_on: tuple[str, ...]) -> None:
+        """An ephemeral model's text changed: dbt inlines it into its consumers' SQL (through
+        chains of ephemeral models), so those are rendered again and analysed again."""
+        self.session.set_text(uid, text, depends_on)
+        seen: set[str] = set()
+        stack = [uid]
+        while stack:
+            for c in self._consumers.get(stack.pop(), ()):
+                if c in seen:
+                    continue
+                seen.add(c)
+                node = self._by_id[c]
+                if node.materialized == "ephemeral":
+                    stack.append(c)
+                    continue
+                if node.resource_type not in MODEL_TYPES or not node.original_file_path:
+                    continue
+                try:
+                    r = self.session.render_text(node.original_file_path, self._texts.get(c) or node.raw_sql or "")
+                except RenderError as exc:
+                    self._render_problems[c] = RenderProblem(str(exc), exc.line)
+                    continue
+                new = replace(node, compiled_sql=r.sql)
+                self._nodes[self._position[c]] = new
+                self._by_id[c] = new
+                self._dirty.add(c)
+                self._unchecked.add(c)
 
     def _check_cycle(self, uid: str, depends_on: tuple[str, ...]) -> None:
         below = self._downstream({uid})
