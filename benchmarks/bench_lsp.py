@@ -19,7 +19,9 @@ On a private copy of the generated (and compiled) project (see `synthetic_projec
    version; the server is let go idle (its `lineageTools/status`) before the next;
 3. --hovers hovers on output columns and column references of the edited models, timed from
    request to answer;
-4. the server's resident memory (VmRSS) and peak (VmHWM) after loading and at the end.
+4. the server's resident memory (VmRSS) and peak (VmHWM) after loading and at the end;
+5. side by side, without a server (--baseline models): the new-column edit saved, then
+   `lineage-tools check --select MODEL` in a fresh process (dbt compiles the stale project).
 
 Medians (and max) are printed with the targets: diagnostics after an edit whose refs did not
 change < 1 s, after an edit adding a ref < 3 s; hover < 100 ms; memory < 1 GiB at 5,000 models.
@@ -111,13 +113,23 @@ def pick_models(project: Path, n: int) -> list[str]:
     intermediate layers and marts (evenly over sorted names)."""
     def files(folder: str) -> list[str]:
         found = sorted(str(p.relative_to(project)) for p in (project / "models" / folder).rglob("*.sql"))
-        return [f for f in found if "select * from final" in (project / f).read_text()]
+        return [f for f in found if _LAST_SELECT.search((project / f).read_text())]
 
     def spread(items: list[str], k: int) -> list[str]:
         return [items[i * len(items) // k] for i in range(k)] if items and k else []
 
-    n_staging = max(1, n // 5)
-    return spread(files("staging"), n_staging) + spread(files("intermediate") + files("marts"), n - n_staging)
+    n_staging, n_marts = max(1, n // 5), max(1, n // 5)
+    return (spread(files("staging"), n_staging) + spread(files("intermediate"), n - n_staging - n_marts)
+            + spread(files("marts"), n_marts))
+
+
+_LAST_SELECT = re.compile(r"^select \* from (\w+)\s*$", re.M)
+
+
+def with_column(text: str, expr: str) -> str:
+    """`text` whose last `select * from x` also selects `expr`."""
+    m = list(_LAST_SELECT.finditer(text))[-1]
+    return text[:m.start()] + f"select *, {expr} from {m.group(1)}" + text[m.end():]
 
 
 def add_ref(text: str, staging: list[str], name: str) -> str | None:
@@ -125,12 +137,11 @@ def add_ref(text: str, staging: list[str], name: str) -> str | None:
     for s in staging:
         if s == name or f"ref('{s}')" in text:
             continue
-        return text.replace("select * from final",
-                            f"select *, (select count(*) from {{{{ ref('{s}') }}}}) as bench_ref_rows from final")
+        return with_column(text, f"(select count(*) from {{{{ ref('{s}') }}}}) as bench_ref_rows")
     return None
 
 
-async def run(project: Path, edits: int, hovers: int, memory_only: bool) -> dict:
+async def run(project: Path, edits: int, hovers: int, memory_only: bool, baseline: int = 0) -> dict:
     c = make_client()
     t0 = time.perf_counter()
     await c.start_io(LINEAGE_TOOLS, "lsp", "--project-dir", str(project), "--no-watch",
@@ -190,9 +201,9 @@ async def run(project: Path, edits: int, hovers: int, memory_only: bool) -> dict
         await idle(c)
         name = Path(rel).stem
         times["comment"].append(await send(rel, original + "\n-- an analyst's note\n", True))
-        times["new_column"].append(await send(rel, original.replace(
-            "select * from final", "select *, 1 as bench_new_col from final"), True, times["new_column_settled"]))
-        with_ref = add_ref(original, staging, name) if "/staging/" not in rel else None
+        times["new_column"].append(await send(rel, with_column(original, "1 as bench_new_col"), True,
+                                              times["new_column_settled"]))
+        with_ref = add_ref(original, staging, name)
         if with_ref is not None:
             times["add_ref"].append(await send(rel, with_ref, True))
         times["change_debounced"].append(await send(rel, original + "\n-- typing\n", False))
@@ -218,7 +229,29 @@ async def run(project: Path, edits: int, hovers: int, memory_only: bool) -> dict
     res["hover"] = {"median_ms": round(statistics.median(hover_ms), 1), "max_ms": round(max(hover_ms), 1),
                     "n": len(hover_ms)}
     res["rss_end_mib"], res["hwm_end_mib"] = round(mem_end[0]), round(mem_end[1])
+    if baseline:
+        res["cli_check_select_after_save"] = cli_baseline(project, pick_models(project, edits)[:baseline])
     return res
+
+
+def cli_baseline(project: Path, rels: list[str]) -> dict:
+    """The loop without a server, side by side: the same new-column edit saved, then
+    `lineage-tools check --select MODEL` (a fresh process: it sees the manifest stale and has
+    dbt compile the project before it checks)."""
+    import subprocess
+
+    env = dict(os.environ, DO_NOT_TRACK="1", DBT_PROFILES_DIR=str(project))
+    walls = []
+    for rel in rels:
+        original = (project / rel).read_text(encoding="utf-8")
+        (project / rel).write_text(with_column(original, "1 as bench_new_col"), encoding="utf-8")
+        t = time.perf_counter()
+        subprocess.run([LINEAGE_TOOLS, "check", "--select", Path(rel).stem, "--project-dir", str(project)],
+                       cwd=project, env=env, capture_output=True, text=True)
+        walls.append(time.perf_counter() - t)
+        (project / rel).write_text(original, encoding="utf-8")
+        print(f"  baseline: {rel}: check --select after the save {walls[-1]:.1f} s", flush=True)
+    return {"median_s": round(statistics.median(walls), 2), "max_s": round(max(walls), 2), "n": len(walls)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -229,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--edits", type=int, default=10)
     ap.add_argument("--hovers", type=int, default=50)
     ap.add_argument("--memory-only", action="store_true")
+    ap.add_argument("--baseline", type=int, default=2,
+                    help="also time `check --select` after a save for this many of the edited models")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     source, meta = synthetic_project.ensure_project(args.models, args.workdir, args.seed)
@@ -237,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(project)
     shutil.copytree(source, project, ignore=shutil.ignore_patterns("*.duckdb", "*.wal", "lineage_cache"))
     print(f"project: {project} ({meta['models']} models); load average {os.getloadavg()[0]:.1f}", flush=True)
-    res = asyncio.run(run(project, args.edits, args.hovers, args.memory_only))
+    res = asyncio.run(run(project, args.edits, args.hovers, args.memory_only, args.baseline))
     res.update(models=meta["models"], load_average_end=round(os.getloadavg()[0], 1))
     print(json.dumps(res, indent=1))
     if args.json:

@@ -304,7 +304,9 @@ def _hover_model(snap: Snapshot, uid: str, sources_only: bool = False) -> str:
         if uid not in graph.models:
             return "\n".join(out)
         out.append("")
-    reach = roots_reaching(snap.prov, uid)
+    reach = snap.memo.get(("roots_reaching", uid))
+    if reach is None:
+        reach = snap.memo[("roots_reaching", uid)] = roots_reaching(snap.prov, uid)
     if not reach:
         out.append("No registered source reaches it.")
         return "\n".join(out)

@@ -82,6 +82,11 @@ class Snapshot:
         """Provenance columns and roots of this snapshot's graph (memoised across questions)."""
         return Provenance(self.graph)
 
+    @cached_property
+    def memo(self) -> dict[Any, Any]:
+        """Answers computed from this snapshot, kept while it is the current one."""
+        return {}
+
     def path_of(self, uid: str) -> str | None:
         node = self.graph.nodes.get(uid)
         return node.original_file_path if node is not None else None
