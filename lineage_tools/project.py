@@ -590,6 +590,19 @@ def _with_incremental_branches(nodes: Sequence[Node], read: _Read, cfg: DbtConfi
         else:
             misses[uid] = keys
     problems: dict[str, str] = {}
+    if misses:  # first from dbt's compiled SQL where that is provably what dbt would render
+        from .dbt.branches import ManifestIndex, derive_branches
+
+        manifest = read.manifest if read.manifest is not None else read_manifest(cfg.manifest_path)
+        read.manifest = manifest
+        index, vars_ = ManifestIndex(manifest), compiled_vars(cfg)
+        for uid in list(misses):
+            derived = derive_branches(manifest["nodes"][uid], index, vars_)
+            if derived is not None:
+                keys = misses.pop(uid)
+                store.put(keys[0], derived[0])
+                store.put(keys[1], derived[1])
+                got[uid] = derived
     if misses:
         from .dbt.runner import DbtProject
 

@@ -626,14 +626,26 @@ def last_build(cfg: DbtConfig) -> BuildState | None:
 
     Read from ``target/run_results.json`` when it comes from a build or run of this target, and
     remembered under ``target/lineage_tools/`` (a later `dbt compile`, `dbt test` or `dbt seed`
-    rewrites run_results.json without saying how the models were built)."""
+    rewrites run_results.json without saying how the models were built). run_results.json is
+    parsed only when it changed since the last look (it holds every node's SQL: megabytes)."""
     try:
         target = cfg.target_name
         default = cfg.default_target
     except UserError as exc:  # no readable profile: nothing to match a build against
         log.debug("no last build: %s", exc)
         return None
-    state = None
+    path = _state_file(cfg)
+    try:
+        remembered = json.loads(path.read_text(encoding="utf-8"))
+        known = remembered.get("state")
+        state = BuildState(dict(known["vars"]), str(known["target"]), str(known["generated_at"]),
+                           str(known["command"])) if known else None
+        seen = remembered.get("seen")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        state, seen = None, None
+    stamp = file_stamp(cfg.run_results_path)
+    if stamp is None or stamp == seen:
+        return state
     try:
         data = json.loads(cfg.run_results_path.read_text(encoding="utf-8"))
         args = data.get("args") or {}
@@ -644,29 +656,16 @@ def last_build(cfg: DbtConfig) -> BuildState | None:
                                str(args.get("invocation_command") or f"dbt {args.get('which')}"))
     except (OSError, ValueError, AttributeError):
         pass
-    if state is not None:
-        remember_build(cfg, state)
-        return state
-    try:
-        data = json.loads(_state_file(cfg).read_text(encoding="utf-8"))
-        return BuildState(dict(data["vars"]), str(data["target"]), str(data["generated_at"]), str(data["command"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    _remember(path, {"seen": stamp, "state": state.to_json() if state else None})
+    return state
 
 
-def remember_build(cfg: DbtConfig, state: BuildState) -> None:
-    """Keep `state` as this target's last build (atomically; best effort)."""
-    path = _state_file(cfg)
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        old = None
-    if old == state.to_json():
-        return
+def _remember(path: Path, data: Mapping[str, Any]) -> None:
+    """Write the remembered build state atomically (best effort)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(state.to_json(), sort_keys=True), encoding="utf-8")
+        tmp.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
         tmp.replace(path)
     except OSError as exc:
         log.debug("cannot remember the last build: %s", exc)
