@@ -202,11 +202,23 @@ def target_at(snap: Snapshot, uid: str, text: str, line: int, char: int) -> Targ
         return Target(uid, own[low], True)
     if low in aliases:
         return Target(aliases[low], None, False)
+    if low not in _node_names(snap):
+        return None  # a keyword, a CTE or an alias: nothing of the project's
     try:
         hit = graph.node(word)
         return Target(hit.unique_id, None, False)
     except Exception:
         return None
+
+
+def _node_names(snap: Snapshot) -> frozenset[str]:
+    """Every name a node answers to (lower case), once per snapshot."""
+    names = snap.memo.get("names")
+    if names is None:
+        g = snap.graph
+        names = snap.memo["names"] = frozenset(
+            x.lower() for uid, n in g.nodes.items() for x in (uid, n.name, g.display_name(uid), n.relation))
+    return names
 
 
 def _input_has(graph: LineageGraph, uid: str, low: str) -> bool:
