@@ -6,12 +6,14 @@
 For each size, on the same generated and compiled project (see `synthetic_project.py`), in one
 process and one after the other:
 
-* ``tool: export, fully cold`` / ``renders on disk`` / ``warm``: `lineage-tools export`'s work
-  (`project.load_project`, `graph.build_graph`, the JSON rendering) in a fresh Python process,
-  imports included: fully cold = no lineage cache, no manifest digest and no incremental
-  renders on disk (dbt renders the incremental models' branches: its import and set-up are
-  in the figure; the number of dbt invocations is in the note); renders on disk = the same
-  without dbt; warm = a second run (lineage cache and digest);
+* ``tool: export, fully cold`` / ``every branch rendered by dbt`` / ``renders on disk`` /
+  ``warm``: `lineage-tools export`'s work (`project.load_project`, `graph.build_graph`, the JSON
+  rendering) in a fresh Python process, imports included: fully cold = no lineage cache, no
+  manifest digest and no incremental renders on disk (each incremental model's other branch is
+  derived from dbt's compiled SQL where provable, dbt renders the rest in one in-process
+  session: the number of dbt invocations is in the note); every branch rendered by dbt = the
+  same with no branch derived (dbt's import and set-up in the figure); renders on disk = the
+  same without rendering; warm = a second run (lineage cache and digest);
 * ``tool``: the same in this process, the lineage cache off and the incremental renders on
   disk (`project.load_project`, `graph.build_graph`, the JSON rendering, each timed on its own);
 * ``parse+qualify``: sqlglot parse + qualify of every model against the full catalog (the floor:
@@ -84,6 +86,9 @@ class Timing:
 CHILD = """
 import json, sys, time
 w0, c0 = time.perf_counter(), time.process_time()
+if sys.argv[2] == "dbt":  # every branch rendered by dbt: none derived from the compiled SQL
+    import lineage_tools.dbt.branches
+    lineage_tools.dbt.branches.derive_branches = lambda *args: None
 from lineage_tools import graph, project
 from lineage_tools.dbt import runner
 from lineage_tools.render import json_graph
@@ -93,9 +98,10 @@ print(json.dumps({"wall": time.perf_counter() - w0, "cpu": time.process_time() -
 """
 
 
-def export_in_child(root: Path, fresh: bool, renders: bool = False) -> tuple[Timing, dict]:
+def export_in_child(root: Path, fresh: bool, renders: bool = False, all_by_dbt: bool = False) -> tuple[Timing, dict]:
     """`export`'s work in a fresh process (imports included). `fresh`: no lineage cache, digest
-    or incremental renders on disk first; `renders`: keep the renders (fully cold otherwise)."""
+    or incremental renders on disk first; `renders`: keep the renders (fully cold otherwise);
+    `all_by_dbt`: dbt renders every incremental branch (none derived from the compiled SQL)."""
     if fresh:
         shutil.rmtree(root / "target" / "lineage_cache", ignore_errors=True)
         tool_dir = root / "target" / "lineage_tools"
@@ -104,8 +110,8 @@ def export_in_child(root: Path, fresh: bool, renders: bool = False) -> tuple[Tim
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
     env = dict(os.environ, DO_NOT_TRACK="1")
     env.pop("LINEAGE_TOOLS_NO_CACHE", None)
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(root)], env=env, capture_output=True, text=True,
-                          cwd=root)
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(root), "dbt" if all_by_dbt else "-"], env=env,
+                          capture_output=True, text=True, cwd=root)
     if proc.returncode != 0:
         raise SystemExit(f"export in a child process failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -184,6 +190,8 @@ def bench_size(n: int, workdir: Path, seed: int, repeat: int, per_column_rate: d
 
     cold = [export_in_child(root, fresh=True) for _ in range(repeat)]
     t_cold, info = min(cold, key=lambda c: c[0].cpu)
+    by_dbt = [export_in_child(root, fresh=True, all_by_dbt=True) for _ in range(repeat)]
+    t_by_dbt, info_dbt = min(by_dbt, key=lambda c: c[0].cpu)
     on_disk = [export_in_child(root, fresh=True, renders=True) for _ in range(repeat)]
     t_disk, _ = min(on_disk, key=lambda c: c[0].cpu)
     warm = [export_in_child(root, fresh=False) for _ in range(repeat)]
@@ -191,6 +199,8 @@ def bench_size(n: int, workdir: Path, seed: int, repeat: int, per_column_rate: d
     row("tool: export, fully cold (fresh process)", t_cold,
         f"{meta.get('incremental', 0)} incremental models; dbt invocations: {len(info['invocations'])} "
         f"({', '.join(info['invocations']) or 'none'})")
+    row("tool: export, fully cold, every branch rendered by dbt (fresh process)", t_by_dbt,
+        f"dbt invocations: {len(info_dbt['invocations'])} ({', '.join(info_dbt['invocations']) or 'none'})")
     row("tool: export, incremental renders on disk (fresh process)", t_disk)
     row("tool: export, warm: lineage cache + digest (fresh process)", t_warm)
     t_load, pl = Timing.of(lambda: project.load_project(root, compile=False, cache=False), repeat)

@@ -37,6 +37,7 @@ from .cache import (
 )
 from .dbt.config import DbtConfig, load_config, one_line, resolve_profiles_dir
 from .dbt.manifest import (
+    MACROS_KEY,
     SNAPSHOT_META_COLUMNS,
     ManifestNodes,
     SourceScan,
@@ -562,9 +563,9 @@ def read_manifest_nodes(cfg: DbtConfig, *, compile: bool = True, catalog_json: M
 # Incremental models: both branches, rendered by dbt once per change
 
 
-def _render_context(cfg: DbtConfig, raw: Mapping[str, Any]) -> dict[str, Any]:
+def _render_context(raw: Mapping[str, Any], vars_: Mapping[str, Any], target: Any) -> dict[str, Any]:
     """What a render depends on beyond the model's manifest entry."""
-    return {"vars": compiled_vars(cfg), "macros": raw.get("_lineage_tools_macros"), "target": _target_identity(cfg)}
+    return {"vars": vars_, "macros": raw.get(MACROS_KEY), "target": target}
 
 
 def _with_incremental_branches(nodes: Sequence[Node], read: _Read, cfg: DbtConfig,
@@ -581,8 +582,9 @@ def _with_incremental_branches(nodes: Sequence[Node], read: _Read, cfg: DbtConfi
     store = RenderStore.for_cache_dir(cfg.cache_dir)
     got: dict[str, tuple[str, str]] = {}
     misses: dict[str, tuple[str, str]] = {}
+    vars_, target = compiled_vars(cfg), _target_identity(cfg)
     for uid in wanted:
-        ctx = _render_context(cfg, raws[uid])
+        ctx = _render_context(raws[uid], vars_, target)
         keys = (render_key(raws[uid], False, ctx), render_key(raws[uid], True, ctx))
         full, incr = store.get(keys[0]), store.get(keys[1])
         if full is not None and incr is not None:
@@ -595,7 +597,7 @@ def _with_incremental_branches(nodes: Sequence[Node], read: _Read, cfg: DbtConfi
 
         manifest = read.manifest if read.manifest is not None else read_manifest(cfg.manifest_path)
         read.manifest = manifest
-        index, vars_ = ManifestIndex(manifest), compiled_vars(cfg)
+        index = ManifestIndex(manifest)
         for uid in list(misses):
             derived = derive_branches(manifest["nodes"][uid], index, vars_)
             if derived is not None:

@@ -227,16 +227,18 @@ class Counts:
 
 
 def count_rows(
-    config: DbtConfig, dialect: str, relations: Sequence[Relation], source_ids: Sequence[str]
+    config: DbtConfig, dialect: str, relations: Sequence[Relation], source_ids: Sequence[str],
+    *, through_dbt: bool = False,
 ) -> Counts:
     """Count total and tainted rows of `relations` in the target's warehouse.
 
     DuckDB: the file opened read-only (`WarehouseBusy` when another process writes to it; not
-    built when there is no file). Other adapters: through dbt, in one child process."""
+    built when there is no file). Other adapters (or `through_dbt`): through dbt's connection,
+    in one child process."""
     for sid in source_ids:
         check_id_syntax(sid)
     path = config.duckdb_path if config.adapter_type == "duckdb" else None
-    if config.adapter_type == "duckdb" and path is not None:
+    if path is not None and not through_dbt:
         if not path.is_file():
             return Counts({}, False)
         db = _DuckDB(path)

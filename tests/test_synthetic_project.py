@@ -84,7 +84,7 @@ def test_dbt_builds_it_and_lineage_finds_the_generated_columns(tmp_path: Path) -
     pl = project.load_project(root, compile=False)
     schema = json.loads((root / "synthetic_schema.json").read_text())
     over_sources = {f"model.synthetic.{n['name']}" for n in manifest["nodes"].values()
-                    if any(d.startswith("source.") for d in n["depends_on"]["nodes"])}
+                    if any(d.startswith("source.") for d in (n.get("depends_on") or {}).get("nodes") or ())}
     assert over_sources and meta["incremental"] >= 2
     for m in pl.models:
         expected = schema.get(m.node.relation)

@@ -121,6 +121,9 @@ def run_dbt(cfg: DbtConfig, args: Sequence[str], on_line: Callable[[str], None] 
     return proc.wait()
 
 
+_ANSWER = "\x1elineage-tools "  # marks the child's answers among whatever else reaches its stdout
+
+
 class QuerySession:
     """``dbt show --inline`` in one child process that parses once: SQL (with Jinja: refs,
     sources, adapter calls) run through dbt's connection for the target. For adapters this
@@ -130,14 +133,21 @@ class QuerySession:
     def __init__(self, cfg: DbtConfig):
         self.cfg = cfg
         self.proc: subprocess.Popen[str] | None = None
+        self._log: Any = None
 
     def __enter__(self) -> QuerySession:
+        import tempfile
+
         _record("child", "dbt show (a query session)")
-        request = {"flags": self.cfg.flags(vars=compiled_vars(self.cfg)), "project_dir": str(self.cfg.project_dir)}
+        self._log = tempfile.TemporaryFile("w+", encoding="utf-8")
         self.proc = subprocess.Popen([sys.executable, "-m", "lineage_tools.dbt.runner", "query-session"],
                                      cwd=self.cfg.project_dir, env=dbt_env(), stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
-        self._send(request)
+                                     stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1)
+        try:
+            self._send({"flags": self.cfg.flags(vars=compiled_vars(self.cfg))})
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def _send(self, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -146,12 +156,16 @@ class QuerySession:
             self.proc.stdin.write(json.dumps(obj) + "\n")
             self.proc.stdin.flush()
             line = self.proc.stdout.readline()
+            while line and not line.startswith(_ANSWER):  # a JVM or a library printing: to the log
+                log.debug("  dbt | %s", line.rstrip())
+                line = self.proc.stdout.readline()
         except OSError:
             line = ""
         if not line:
-            err = (self.proc.stderr.read() if self.proc.stderr else "").strip().splitlines()
-            raise WarehouseError(f"cannot query through dbt: {err[-1] if err else 'dbt exited'}")
-        answer = json.loads(line)
+            self._log.seek(0)
+            err = [x for x in self._log.read().strip().splitlines() if x.strip()]
+            raise WarehouseError(f"cannot query through dbt: {one_line(err[-1]) if err else 'dbt exited'}")
+        answer = json.loads(line[len(_ANSWER):])
         if answer.get("error"):
             raise WarehouseError(f"query through dbt failed: {answer['error']}")
         return answer
@@ -166,40 +180,43 @@ class QuerySession:
                 if self.proc.stdin:
                     self.proc.stdin.close()
             try:
-                self.proc.wait(timeout=60)
+                self.proc.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait()
             self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 def _query_session_main() -> int:
     """The child of `QuerySession`: parse once, then answer one JSON request per line."""
     from dbt.cli.main import dbtRunner
 
-    setup = json.loads(sys.stdin.readline())
-    flags = setup["flags"]
+    def answer(obj: Mapping[str, Any]) -> None:
+        sys.stdout.write(_ANSWER + json.dumps(obj, default=str) + "\n")
+        sys.stdout.flush()
+
+    flags = json.loads(sys.stdin.readline())["flags"]
     with contextlib.redirect_stdout(sys.stderr):
         res = dbtRunner().invoke(["parse", "--no-write-json", "--log-level", "none", *flags])
     if not res.success:
-        sys.stdout.write(json.dumps({"error": f"dbt parse failed: {one_line(res.exception or 'see dbt log')}"}) + "\n")
+        answer({"error": f"dbt parse failed: {one_line(res.exception or 'see dbt log')}"})
         return 2
     runner = dbtRunner(manifest=res.result)
-    sys.stdout.write(json.dumps({"ok": True}) + "\n")
-    sys.stdout.flush()
+    answer({"ok": True})
     for line in sys.stdin:
         sql = json.loads(line)["sql"]
         with contextlib.redirect_stdout(sys.stderr):
             res = runner.invoke(["show", "--inline", sql, "--limit", "-1", "--no-write-json", "--log-level", "none",
                                  *flags])
         if not res.success or res.result is None:
-            answer: dict[str, Any] = {"error": one_line(res.exception or "see the dbt log")}
-        else:
-            table = res.result.results[0].agate_table
-            rows = [{k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
-                     for k, v in zip(table.column_names, row)} for row in table.rows]
-            answer = {"rows": rows}
-        sys.stdout.write(json.dumps(answer) + "\n")
-        sys.stdout.flush()
+            answer({"error": one_line(res.exception or "see the dbt log")})
+            continue
+        table = res.result.results[0].agate_table
+        answer({"rows": [{k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
+                          for k, v in zip(table.column_names, row)} for row in table.rows]})
     return 0
 
 
