@@ -543,6 +543,48 @@ def verify_command(
     return EXIT_FINDINGS if result.false_negatives else EXIT_OK
 
 
+@_command("lsp", epilog="Example (an editor starts it): lineage-tools lsp --project-dir .")
+def lsp_command(
+    project_dir: Annotated[
+        Optional[Path], typer.Option("--project-dir", metavar="DIR", help="dbt project folder; default: the editor's "
+                                     "workspace folder, else the current folder.")
+    ] = None,
+    profiles_dir: ProfilesDir = None,
+    target: Target = None,
+    debounce_ms: Annotated[
+        int, typer.Option("--debounce-ms", metavar="MS", help="Analyse an edit once its text has been still this long.")
+    ] = 250,
+    no_watch: Annotated[
+        bool, typer.Option("--no-watch", help="Do not watch files on disk (rely on the editor's file events).")
+    ] = False,
+    log_file: Annotated[
+        Optional[Path], typer.Option("--log-file", metavar="FILE", help="Also write the server's log to this file.")
+    ] = None,
+) -> None:
+    """Language server (LSP over stdio) for the models of a dbt project: check's findings as
+    diagnostics while you type, lineage and provenance on hover, go to definition, find references."""
+    from .lsp.server import serve
+
+    if log_file is not None:
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logging.getLogger().addHandler(handler)
+    serve(project_dir.resolve() if project_dir else None, profiles_dir, target, debounce_ms / 1000, not no_watch)
+
+
+@_command("watch", epilog="Example: lineage-tools watch")
+def watch_command(
+    project_dir: ProjectDir = Path("."),
+    profiles_dir: ProfilesDir = None,
+    target: Target = None,
+) -> int:
+    """Re-check on every save: print the findings and what changed in lineage (Ctrl-C stops)."""
+    from .lsp.watch import run
+
+    run(project_dir.resolve(), profiles_dir, target)
+    return EXIT_OK
+
+
 _MULTI = ("--select", "-s")  # options that take several values after one flag, as in dbt
 
 

@@ -109,6 +109,51 @@ class LineageGraph:
         self._dataset_refs: dict[str, ColumnRef] = {}
         self._names = self._name_index()
 
+    def with_models(self, project: ProjectLineage, changed: Collection[str]) -> LineageGraph:
+        """The graph of `project`, which differs from this graph's project only in the lineage
+        of the models `changed` (unique_ids; its nodes may differ too). Built from this one:
+        only the changed models' edges are replaced, the rest is shared; this graph is left as
+        it was (a reader holding it sees no change). For long-lived front ends (the language
+        server), where one edit changes a few models of many."""
+        new = object.__new__(LineageGraph)
+        new.project = project
+        new.nodes = {n.unique_id: n for n in project.nodes}
+        new.nodes.update((k, v) for k, v in self.nodes.items() if v.resource_type == "external")
+        new.models = {m.node.unique_id: m for m in project.models}
+        changed = set(changed)
+        new._in = dict(self._in)
+        for uid in changed:
+            for c in (*self._columns.get(uid, ()), DATASET):
+                new._in.pop(ColumnRef(uid, c), None)
+        new._out_index = None
+        new.edges = [e for e in self.edges if e.target.relation not in changed]
+        new._columns = dict(self._columns)
+        for n in project.nodes:
+            if n.unique_id not in new.models:
+                new._columns[n.unique_id] = tuple(c for c, _ in n.columns)
+        with paused_gc():
+            for uid in changed:
+                ml = new.models.get(uid)
+                if ml is None:
+                    new._columns.pop(uid, None)
+                    continue
+                new._columns[uid] = ml.lineage.columns
+                targets: dict[str, ColumnRef] = {}
+                for e in ml.lineage.edges:
+                    name = e.target if e.target is not None else DATASET
+                    target = targets.get(name)
+                    if target is None:
+                        target = targets[name] = ColumnRef(uid, name)
+                    new._add_edge(GraphEdge(e.source, target, e.subtype, e.masking, e.incremental_only))
+        new._roots = {}
+        new._dataset_refs = {}
+        same_names = len(project.nodes) == len(self.project.nodes) and all(
+            a is b or (a.unique_id, a.name, a.relation, a.resource_type, a.source_name)
+            == (b.unique_id, b.name, b.relation, b.resource_type, b.source_name)
+            for a, b in zip(project.nodes, self.project.nodes))
+        new._names = self._names if same_names and new.nodes.keys() == self.nodes.keys() else new._name_index()
+        return new
+
     def _add_edge(self, edge: GraphEdge) -> None:
         src = edge.source.relation
         if src not in self.nodes:  # a relation outside the project: an external root

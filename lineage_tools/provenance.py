@@ -617,6 +617,44 @@ def impact(
     )
 
 
+@dataclass(frozen=True)
+class RootReach:
+    """A root whose rows reach a model, and how that model would drop one of its sources."""
+
+    root: str  # unique_id of the root relation
+    mode: str  # filter | rebuild
+    reason: str
+    carried_by: tuple[str, ...]  # the model's provenance columns that carry the root's source_id
+
+
+def roots_reaching(prov: Provenance, uid: str) -> tuple[RootReach, ...]:
+    """The roots upstream of model `uid` (by the dbt DAG) and, for each, whether removing one
+    of its sources from `uid` is a filter or needs a rebuild: the rule `impact` applies, for
+    one model and every root at once (no warehouse)."""
+    project = prov.project
+    up = set()
+    by_id = {n.unique_id: n for n in project.nodes}
+    stack = [uid]
+    while stack:
+        cur = stack.pop()
+        for d in by_id[cur].depends_on if cur in by_id else ():
+            if d not in up:
+                up.add(d)
+                stack.append(d)
+    roots = [r for r in prov.roots if r in up]
+    if not roots:
+        return ()
+    sub = replace(project, nodes=tuple(n for n in project.nodes if n.unique_id in up or n.unique_id == uid))
+    order = [n.unique_id for n in sub.nodes]
+    reached = _reach(sub, roots)
+    out = []
+    for r in sorted(reached.get(uid, ())):
+        mode, reason = _modes(prov, {k: {r} for k, v in reached.items() if r in v}, order)[uid]
+        carried = tuple(c for c in prov.provenance_columns(uid) if r in prov.provenance_roots(ColumnRef(uid, c)))
+        out.append(RootReach(r, mode, reason, carried))
+    return tuple(out)
+
+
 def _quote_relation(dialect: str, relation: str) -> str:
     return ".".join(wh._quote_ident(dialect, p) for p in relation.split("."))
 

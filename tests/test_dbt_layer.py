@@ -105,11 +105,13 @@ def test_a_manifest_of_another_target_or_project_is_stale(built_pipeline: Path, 
     cfg = DbtConfig(project)
     duck = read_manifest(cfg.manifest_path)
     assert target_problem(cfg, duck) is None
-    # what `dbt compile --target spark` leaves in target/: the spark adapter, no database
+    # what `dbt compile --target spark` leaves in target/: the spark adapter, no database, the
+    # spark target's schema
     spark = json.loads(json.dumps(duck))
     spark["metadata"]["adapter_type"] = "spark"
     for n in [*spark["nodes"].values(), *spark["sources"].values()]:
         n["database"] = None
+        n["schema"] = "provenance_pipeline" if n.get("schema") else n.get("schema")
         if n.get("relation_name"):
             n["relation_name"] = "`provenance_pipeline`.`" + n["relation_name"].split('"."')[-1].rstrip('"') + "`"
     cfg.manifest_path.write_text(json.dumps(spark))
