@@ -13,7 +13,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import PROJECT_ROOT, copy_mini_project, dbt_env, run_cli, run_dbt
+from conftest import PROJECT_ROOT, copy_mini_project, run_cli, run_dbt
 
 from lineage_tools import project as P
 from lineage_tools.dbt import runner
