@@ -440,46 +440,51 @@ def _var_ids(value: object) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Exclusions:
-    """The sources excluded by the var `excluded_sources` in the warehouse and in the project.
+    """The sources excluded by the var `excluded_sources`, and the --vars a rebuild repeats.
 
-    `in_force`: what the warehouse was last built with (dbt's run_results.json), else what the
-    project says; `configured`: what dbt_project.yml says (global and package-scoped vars) with
-    this command's --vars on top; `build_vars`: the --vars a rebuild must repeat (those of the last
-    build, or this command's) so that it changes nothing but what it is asked to."""
+    `in_force`: what this command's --vars say, else what the warehouse was last built with
+    (dbt's run_results.json), else what dbt_project.yml says (global or package-scoped);
+    `configured`: dbt_project.yml with this command's --vars on top; `built`: what the last
+    build used (None: unknown); `build_vars`: the --vars a rebuild must repeat (this command's,
+    or the last build's) so that it changes nothing but what it is asked to."""
 
     in_force: tuple[str, ...]
     configured: tuple[str, ...]
     build_vars: dict
+    built: tuple[str, ...] | None = None
     last_build: str | None = None  # the last build's command, when known
+    from_vars: bool = False  # in_force comes from this command's --vars
 
     def warning(self) -> str | None:
-        if self.last_build is None or set(self.in_force) == set(self.configured):
+        """Said when the warehouse was built with other exclusions than assumed from the project
+        (or given by --vars)."""
+        if self.built is None or set(self.built) == set(self.configured):
             return None
-        return (f"the warehouse was last built with {EXCLUDED_VAR} {list(self.in_force)} (`{self.last_build}`), "
-                f"not {list(self.configured)} as the project says: rebuilds keep {list(self.in_force)}")
+        if self.from_vars:
+            return (f"the warehouse was last built with {EXCLUDED_VAR} {list(self.built)} (`{self.last_build}`), "
+                    f"not {list(self.configured)} as --vars says: counts describe the former, rebuilds use the latter")
+        return (f"the warehouse was last built with {EXCLUDED_VAR} {list(self.built)} (`{self.last_build}`), "
+                f"not {list(self.configured)} as the project says: rebuilds keep {list(self.built)}")
 
 
 def exclusions(env: DbtConfig) -> Exclusions:
-    """The `Exclusions` of the project and of its warehouse (see there)."""
+    """The `Exclusions` of the project and of its warehouse; warns (once) when they differ."""
     try:
         configured = _var_ids(env.var(EXCLUDED_VAR, []))
     except UserError:  # no dbt_project.yml to read vars from
         configured = _var_ids((env.vars or {}).get(EXCLUDED_VAR, []))
     state = last_build(env)
-    if env.vars is not None or state is None:
-        out = Exclusions(configured, configured, dict(env.vars or {}))
+    built = _var_ids(env.var(EXCLUDED_VAR, [], cli_vars=state.vars)) if state is not None else None
+    command = state.command if state is not None else None
+    if env.vars is not None:
+        out = Exclusions(configured, configured, dict(env.vars), built, command, from_vars=True)
+    elif state is not None and built is not None:
+        out = Exclusions(built, configured, dict(state.vars), built, command)
     else:
-        in_force = _var_ids(env.var(EXCLUDED_VAR, [], cli_vars=state.vars))
-        out = Exclusions(in_force, configured, dict(state.vars), state.command)
-    if state is not None and env.vars is not None:
-        built = _var_ids(env.var(EXCLUDED_VAR, [], cli_vars=state.vars))
-        if set(built) != set(configured):
-            out = replace(out, in_force=configured, last_build=state.command)
-            _warn_once(f"the warehouse was last built with {EXCLUDED_VAR} {list(built)} (`{state.command}`), not "
-                       f"{list(configured)} as --vars says: counts describe the former, rebuilds use the latter")
-            return out
-    if out.warning():
-        _warn_once(out.warning())  # type: ignore[arg-type]
+        out = Exclusions(configured, configured, {})
+    warning = out.warning()
+    if warning:
+        _warn_once(warning)
     return out
 
 

@@ -319,7 +319,8 @@ def _plan(graph: LineageGraph, env: Env, registry: reg.Registry, ids: tuple[str,
         ex = exclusions(env)
         still = [s for s in ids if s in ex.in_force]
         if still:
-            where = f"since `{ex.last_build}`" if ex.last_build else "in dbt_project.yml"
+            where = ("given by --vars" if ex.from_vars else f"since `{ex.last_build}`" if ex.built is not None
+                     else "in dbt_project.yml")
             note = f"{', '.join(still)} stay excluded by the dbt var {EXCLUDED_VAR} ({where})"
     if not affected:
         note = (note + "; " if note else "") + "no rows of these sources: nothing to rebuild"

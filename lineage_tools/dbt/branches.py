@@ -194,8 +194,12 @@ class _Namespace:
         return self._call(self._package, name)
 
 
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
 def _context(raw: Mapping[str, Any], idx: ManifestIndex, vars_: Mapping[str, Any], branch: bool,
-             holes: _Holes) -> dict[str, Any]:
+             holes: _Holes, names: frozenset[str]) -> dict[str, Any]:
+    """The template's names (`names`: every word of its code; others cannot be reached)."""
     package = str(raw.get("package_name"))
     deps = [(idx.nodes.get(d) or idx.sources.get(d) or {}) for d in (raw.get("depends_on") or {}).get("nodes") or ()]
 
@@ -242,12 +246,13 @@ def _context(raw: Mapping[str, Any], idx: ManifestIndex, vars_: Mapping[str, Any
         "is_incremental": lambda: branch,
     }
     # macros reachable by their bare name, then packages by name
-    for pkg in (f"dbt_{idx.adapter}", "dbt", package):
-        for name in idx.by_package.get(pkg, {}):
-            if name not in ctx:
-                ctx[name] = _lazy(call, None, name)
-    for pkg in idx.by_package:
-        ctx.setdefault(pkg, _Namespace(call, pkg))
+    for name in names:
+        if name in ctx:
+            continue
+        if any(name in idx.by_package.get(pkg, {}) for pkg in (package, "dbt", f"dbt_{idx.adapter}")):
+            ctx[name] = _lazy(call, None, name)
+        elif name in idx.by_package:
+            ctx[name] = _Namespace(call, name)
     return ctx
 
 
@@ -352,12 +357,13 @@ def derive_branches(raw: Mapping[str, Any], idx: ManifestIndex, vars_: Mapping[s
         compiled, inline = _uninject(raw, compiled)
         template = _environment().from_string(code)
         holes = _Holes()
+        names = frozenset(_NAME.findall(code))
         for branch in (False, True):
-            text = template.render(_context(raw, idx, vars_, branch, holes))
+            text = template.render(_context(raw, idx, vars_, branch, holes, names))
             values = match(text, compiled)
             if values is None:
                 continue
-            other = template.render(_context(raw, idx, vars_, not branch, holes))
+            other = template.render(_context(raw, idx, vars_, not branch, holes, names))
             by_number = {h.number: h for h in holes.by_key.values()}
 
             def fill(m: re.Match[str]) -> str:

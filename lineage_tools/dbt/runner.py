@@ -321,8 +321,9 @@ class DbtProject:
             from dbt_common.events.event_manager_client import cleanup_event_logger
 
             cfg = self.cfg
+            target = cfg.target or os.environ.get("DBT_TARGET")  # as dbt's --target reads it
             args = Namespace(project_dir=str(cfg.project_dir), profiles_dir=str(cfg.profiles_path),
-                             target=cfg.target, vars=self.vars, threads=None, profile=None, which="compile",
+                             target=target, vars=self.vars, threads=None, profile=None, which="compile",
                              version_check=False, send_anonymous_usage_stats=False, log_level="none",
                              log_level_file="none", quiet=True, partial_parse=True, static_parser=True,
                              introspect=False, populate_cache=False, write_json=False, use_colors=False)
@@ -332,7 +333,7 @@ class DbtProject:
                 initialize_from_flags(False, str(cfg.profiles_path))  # no usage statistics
                 cleanup_event_logger()
                 try:
-                    profile = load_profile(str(cfg.project_dir), self.vars, None, cfg.target, None)
+                    profile = load_profile(str(cfg.project_dir), self.vars, None, target, None)
                     project = load_project(str(cfg.project_dir), False, profile, self.vars)
                     config = RuntimeConfig.from_parts(project, profile, get_flags())
                 except Exception as exc:  # dbt's own config errors: one line, naming the project
