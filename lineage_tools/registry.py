@@ -200,7 +200,10 @@ def _read_text(path: Path) -> str:
 def read_registry(path: Path) -> Registry:
     """Read the registry CSV at `path`."""
     text = _read_text(path)
-    rows = list(csv.reader(io.StringIO(text.removeprefix(BOM))))
+    try:
+        rows = list(csv.reader(io.StringIO(text.removeprefix(BOM), newline="")))
+    except csv.Error as err:
+        raise RegistryError(f"the source registry {path} is not a CSV file this tool can read ({err})") from None
     if not rows:
         raise RegistryError(f"the source registry {path} is empty")
     header = [h.strip() for h in rows[0]]
@@ -302,7 +305,10 @@ def set_status(
     for sid in source_ids:
         check_id_syntax(sid)
     with locked(path):
-        return _set_status(path, source_ids, status, " ".join(reason.split()), on)
+        try:
+            return _set_status(path, source_ids, status, " ".join(reason.split()), on)
+        except csv.Error as err:
+            raise RegistryError(f"the source registry {path} is not a CSV file this tool can edit ({err})") from None
 
 
 def _set_status(path: Path, source_ids: Sequence[str], status: str, reason: str,

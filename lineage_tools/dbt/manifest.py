@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import graphlib
 import hashlib
@@ -36,7 +37,8 @@ from ..cache import file_stamp
 from ..errors import ManifestError, UserError
 from ..records import Node
 from ..sql import check_dialect, relation_name, relation_parts
-from .config import DbtConfig, one_line
+from . import artifacts
+from .config import DbtConfig
 
 log = logging.getLogger(__name__)
 
@@ -93,19 +95,13 @@ def dialect_for_adapter(adapter_type: str) -> str:
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    """Load a manifest; `ManifestError` (naming the file) when it is not a v12 dbt manifest."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ManifestError(f"{path}: no manifest (run `dbt compile` or let this tool compile)") from exc
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read ({exc.strerror})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: not JSON or truncated ({exc.msg} at line {exc.lineno})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict) or "nodes" not in data:
-        raise ManifestError(f"{path}: not a dbt manifest (no metadata/nodes)")
+    """Load a manifest; `ManifestError` (one line naming the file, and the field at fault when it
+    is JSON of the wrong shape) when it is not a v12 dbt manifest this tool can read."""
+    data, problem = artifacts.load(path, artifacts.ARTIFACT_MANIFEST, "manifest")
+    if problem is not None:
+        if not path.exists():
+            raise ManifestError(f"{path}: no manifest (run `dbt compile` or let this tool compile)")
+        raise ManifestError(str(problem))
     version = data["metadata"].get("dbt_schema_version")
     if version != MANIFEST_SCHEMA:
         raise ManifestError(
@@ -115,15 +111,15 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 
 def read_catalog_json(path: Path) -> dict[str, Any] | None:
-    """dbt's catalog.json (from `dbt docs generate`) when present and readable; never required."""
+    """dbt's catalog.json (from `dbt docs generate`) when present and usable; never required: an
+    unreadable one, or one of the wrong shape, is ignored with a warning naming the field."""
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        log.warning("lineage-tools: ignoring unreadable %s (%s)", path, one_line(exc))
+    data, problem = artifacts.load(path, artifacts.ARTIFACT_CATALOG, "catalog")
+    if problem is not None:
+        log.warning("lineage-tools: ignoring %s", problem)
         return None
-    return data if isinstance(data, dict) else None
+    return data
 
 
 def looks_empty_compiled(sql: str | None) -> bool:
@@ -167,6 +163,7 @@ class SourceScan:
     newest: float
     which: Path | None
     fingerprint: str
+    files: frozenset[str] = frozenset()  # every file scanned, as a path relative to the project
 
 
 def scan_sources(cfg: DbtConfig) -> SourceScan:
@@ -177,16 +174,35 @@ def scan_sources(cfg: DbtConfig) -> SourceScan:
         if d.is_dir():
             candidates.extend(p for p in d.rglob("*") if p.suffix in SOURCE_SUFFIXES)
     stamps = []
+    files = set()
     for p in candidates:
         try:
             st = p.stat()
         except OSError:
             continue
         stamps.append(f"{p}\x1f{st.st_size}\x1f{st.st_mtime_ns}")
+        with contextlib.suppress(ValueError):
+            files.add(p.relative_to(cfg.project_dir).as_posix())
         if st.st_mtime > newest:
             newest, which = st.st_mtime, p
     fingerprint = hashlib.sha256("\x1e".join(sorted(stamps)).encode()).hexdigest()
-    return SourceScan(newest, which, fingerprint)
+    return SourceScan(newest, which, fingerprint, frozenset(files))
+
+
+_FILE_TYPES = frozenset(("model", "seed", "snapshot", "macro"))
+
+
+def gone_file(manifest: Mapping[str, Any], scan: SourceScan, project_dir: Path) -> str | None:
+    """A file of the project the manifest was parsed from that is no longer there (a model,
+    seed, snapshot or macro deleted or renamed: no mtime says so), or None."""
+    project = (manifest.get("metadata") or {}).get("project_name")
+    for group in ("nodes", "macros"):
+        for node in (manifest.get(group) or {}).values():
+            path = node.get("original_file_path")
+            if (node.get("resource_type") in _FILE_TYPES and node.get("package_name") == project and path
+                    and path not in scan.files and not (project_dir / path).exists()):
+                return path
+    return None
 
 
 def target_problem(cfg: DbtConfig, manifest: Mapping[str, Any]) -> str | None:
@@ -232,6 +248,9 @@ def manifest_problem(cfg: DbtConfig, manifest: Mapping[str, Any] | None, *, scan
     scan = scan or scan_sources(cfg)
     if scan.newest > cfg.manifest_path.stat().st_mtime:
         return f"{scan.which} is newer than {cfg.manifest_path}"
+    gone = gone_file(manifest, scan, cfg.project_dir)
+    if gone:
+        return f"{gone} is in {cfg.manifest_path} but no longer in the project (deleted or renamed)"
     empty = [n["unique_id"] for n in sql_nodes(manifest) if looks_empty_compiled(n.get("compiled_code"))]
     if empty:
         return f"{cfg.manifest_path} was written by `dbt build --empty` (e.g. {empty[0]})"
@@ -416,7 +435,7 @@ def catalog_columns(catalog_json: Mapping[str, Any] | None, uid: str) -> tuple[t
     entry = (catalog_json.get("nodes") or {}).get(uid) or (catalog_json.get("sources") or {}).get(uid)
     if not entry:
         return ()
-    cols = sorted((entry.get("columns") or {}).values(), key=lambda c: c.get("index", 0))
+    cols = sorted((entry.get("columns") or {}).values(), key=lambda c: c.get("index") or 0)
     return tuple((c["name"], c.get("type")) for c in cols)
 
 
@@ -646,8 +665,11 @@ def last_build(cfg: DbtConfig) -> BuildState | None:
     stamp = file_stamp(cfg.run_results_path)
     if stamp is None or stamp == seen:
         return state
+    data, problem = artifacts.load(cfg.run_results_path, artifacts.ARTIFACT_RUN_RESULTS, "run results file")
+    if problem is not None:
+        log.warning("lineage-tools: ignoring %s (how the warehouse was last built is unknown)", problem)
+        data = {}
     try:
-        data = json.loads(cfg.run_results_path.read_text(encoding="utf-8"))
         args = data.get("args") or {}
         if args.get("which") in BUILD_COMMANDS and (args.get("target") or default) == target:
             vars_ = args.get("vars") or {}
