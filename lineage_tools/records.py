@@ -56,7 +56,8 @@ class ReasonCode(str, Enum):
     """Why a model's lineage is not FULL (or a notable fact about it)."""
 
     PARSE_ERROR = "parse_error"
-    UNKNOWN_COLUMN = "unknown_column"
+    UNKNOWN_COLUMN = "unknown_column"  # not in a partial column list: traced as written
+    UNRESOLVED_COLUMN = "unresolved_column"  # resolves to no column of any relation: no edge
     UNKNOWN_TABLE = "unknown_table"
     UNEXPANDED_STAR = "unexpanded_star"
     PYTHON_MODEL = "python_model"
