@@ -1511,6 +1511,35 @@ class _Walker:
                 st.dataset |= {(ref, Subtype.GROUP_BY) for ref in col.refs()}
 
 
+def _pivot_columns(pivot: exp.Pivot) -> list[str]:
+    """The columns a PIVOT generates, as sqlglot names them, with boolean IN values named as
+    DuckDB names them (`true`, `false`: sqlglot gives them no name)."""
+    names = [c.name for c in pivot.args.get("columns") or []]
+    fields = [f for f in pivot.args.get("fields") or [] if isinstance(f, exp.In)]
+    if all(names) and not any(isinstance(v, exp.Boolean) for f in fields for v in f.expressions):
+        return names
+    import itertools
+
+    ours = [[("true" if v.this else "false") if isinstance(v, exp.Boolean) else None
+             for v in f.expressions] for f in fields]
+    aggs = max(1, len(pivot.expressions))
+    combos = list(itertools.product(*[range(len(f.expressions)) for f in fields]))
+    if len(combos) * aggs != len(names):
+        return names
+    fixed = []
+    for i, name in enumerate(names):
+        combo = combos[i // aggs]
+        if all(ours[k][j] is None for k, j in enumerate(combo)):
+            fixed.append(name)
+            continue
+        # sqlglot's name is its value parts ('' for a boolean) joined by '_', then a suffix
+        parts = name.split("_")
+        mine = [ours[k][j] if ours[k][j] is not None else parts[k] if k < len(parts) else ""
+                for k, j in enumerate(combo)]
+        fixed.append("_".join(mine + parts[len(combo):]))
+    return fixed
+
+
 def _unpivot_values(pivot: exp.Pivot) -> list[str]:
     """The value column names of an UNPIVOT (`(a, b) FOR ...` gives two)."""
     names: list[str] = []
@@ -1761,7 +1790,13 @@ def _pivot_statement_sql(stmt: exp.Pivot, dialect: str, catalog: Catalog) -> tup
     aggs = ", ".join(u.sql(dialect=dialect) for u in using)
     if all(isinstance(o, exp.In) for o in ons):
         fields = " ".join(o.sql(dialect=dialect) for o in ons)
-        return f"SELECT * FROM {rel} PIVOT ({aggs} FOR {fields}{group_sql})", None
+        if group is not None:
+            # the pivot groups by every column it does not use: keep only the GROUP BY keys
+            keys = [k.sql(dialect=dialect) for k in group.expressions]
+            used = [c.sql(dialect=dialect) for e in [*ons, *using] for c in e.find_all(exp.Column)]
+            inner = ", ".join(dict.fromkeys(keys + used))
+            rel = f"(SELECT {inner} FROM {rel})"
+        return f"SELECT * FROM {rel} PIVOT ({aggs} FOR {fields})", None
     # the value columns come from the data: one column "*" stands for them
     on_cols = [o.this if isinstance(o, exp.In) else o for o in ons]
     on_sql = " AND ".join(f"{c.sql(dialect=dialect)} IS NOT NULL" for c in on_cols)
@@ -2040,6 +2075,9 @@ def _analyze(sql: str, dialect: str, catalog: Catalog, opaque_ctes: Mapping[str,
                     node.replace(pivot_statement(node))
                 except SqlError as err:
                     notes.append(Reason(ReasonCode.UNSUPPORTED, f"PIVOT statement: {err}", _line(node)))
+        for node in split.query.find_all(exp.Pivot) if "pivot" in lowered else ():
+            if node.args.get("columns"):  # the names qualify() expands `*` to
+                node.set("columns", [exp.to_identifier(n) for n in _pivot_columns(node)])
         _name_projections(split.query, sql, dialect)
         return split
 

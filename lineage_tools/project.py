@@ -787,6 +787,50 @@ def analyze_node(
     set, the incremental branch, whose extra edges come back with `incremental_only=True`.
     Lines in `column_lines` and reasons are lines of the model file.
     """
+    exempt = lineage_exemption(node)
+    if exempt is not None:  # shown wherever the model's reasons are
+        return ModelLineage(node, _with_exemption(
+            _analyze_node(node, catalog, dialect, relation_ids=relation_ids, opaque_ctes=opaque_ctes,
+                          time_budget=time_budget).lineage, exempt))
+    return _analyze_node(node, catalog, dialect, relation_ids=relation_ids, opaque_ctes=opaque_ctes,
+                         time_budget=time_budget)
+
+
+def lineage_exemption(node: Node) -> str | None:
+    """Why the project exempts a model from lineage checks (`meta: {lineage: {exempt: "why"}}`,
+    on the model or in its config), else None.
+
+    >>> lineage_exemption(Node("m", "m", "model", "r", None, None, "m",
+    ...                        meta=(("lineage", '{"exempt": "python model"}'),)))
+    'python model'
+    """
+    raw = node.meta_value("lineage")
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    why = value.get("exempt") if isinstance(value, dict) else None
+    if why is None or why is False:
+        return None
+    return str(why) if why is not True else "exempt"
+
+
+def _with_exemption(lineage: StatementLineage, why: str) -> StatementLineage:
+    reason = Reason(ReasonCode.EXEMPT, f"the project exempts this model from lineage checks: {why}")
+    return replace(lineage, reasons=lineage.reasons + (reason,))
+
+
+def _analyze_node(
+    node: Node,
+    catalog: Catalog,
+    dialect: str,
+    *,
+    relation_ids: Mapping[str, str],
+    opaque_ctes: Mapping[str, str] | None = None,
+    time_budget: float | None = None,
+) -> ModelLineage:
     if node.language != "sql":
         declared = tuple(c for c, _ in node.columns)
         status = Status.PARTIAL if declared else Status.FAILED

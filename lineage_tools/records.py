@@ -66,6 +66,7 @@ class ReasonCode(str, Enum):
     NO_COMPILED_SQL = "no_compiled_sql"
     DUPLICATE_COLUMN = "duplicate_column"
     INCREMENTAL_ONLY = "incremental_only_lineage"
+    EXEMPT = "exempt"  # the project exempts the model: `meta: {lineage: {exempt: "why"}}`
 
 
 class RowEffect(str, Enum):

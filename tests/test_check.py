@@ -23,6 +23,11 @@ EXPECTED = {
     ("broken_literal_source_id", "label_source_id", "4", None, 14),
     ("broken_hashed_source_id", "source_id", "4", "raw_users_web", 14),
     ("broken_registry_source_id", "registry_source_id", "4", None, 18),
+    # a PIVOT statement is traced like the PIVOT clause: the labels' provenance is not carried
+    ("broken_pivot_statement", "account_id", "3", "raw_job_search_labels", 5),
+    # lineage errors: what lineage cannot see fails the check, with the file's line
+    ("broken_does_not_parse", None, "lineage", None, 9),
+    ("broken_missing_column", "emial", "lineage", None, 6),
 }
 
 
@@ -75,6 +80,23 @@ def test_messages_name_what_is_lost(broken_json: dict) -> None:
     assert "masking" in by_model["broken_hashed_source_id"]
     assert "literal" in by_model["broken_literal_source_id"]
     assert "registry" in by_model["broken_registry_source_id"]
+    assert "lineage FAILED (parse_error, line 9)" in by_model["broken_does_not_parse"]
+    assert "emial" in by_model["broken_missing_column"]
+    assert "(did you mean: email?)" in by_model["broken_missing_column"]
+
+
+@pytest.mark.dbt
+def test_text_output_names_each_lineage_error_on_its_own_line(broken_project: Path, broken_json: dict) -> None:
+    proc = run_cli("check", "--select", "broken_does_not_parse broken_missing_column broken_pivot_statement",
+                   "--project-dir", str(broken_project), cwd=broken_project)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 4, proc.stdout  # three findings, one summary line
+    assert lines[-1] == "3 models checked: 3 errors, 0 warnings"
+    by_file = {line.partition(": ")[0]: line for line in lines[:-1]}
+    assert "error [lineage]" in by_file["models/broken/broken_does_not_parse.sql:9"]
+    assert "error [lineage]" in by_file["models/broken/broken_missing_column.sql:6"]
+    assert "error [rule 3]" in by_file["models/broken/broken_pivot_statement.sql:5"]
 
 
 @pytest.mark.dbt
