@@ -48,19 +48,34 @@ def broken_json(broken_project: Path) -> dict:
     return json.loads(proc.stdout)
 
 
+def _errors(data: dict) -> list[dict]:
+    return [f for f in data["findings"] if f["severity"] == "error"]
+
+
 @pytest.mark.dbt
 def test_each_broken_model_gives_exactly_its_finding(broken_json: dict) -> None:
-    got = {(f["model"], f["column"], f["rule"], f["root"], f["line"]) for f in broken_json["findings"]}
+    errors = _errors(broken_json)
+    got = {(f["model"], f["column"], f["rule"], f["root"], f["line"]) for f in errors}
     assert got == EXPECTED
-    assert len(broken_json["findings"]) == len(EXPECTED)
-    assert all(f["severity"] == "error" for f in broken_json["findings"])
+    assert len(errors) == len(EXPECTED)
     assert all(f["path"] == f"models/broken/{f['model']}.sql" for f in broken_json["findings"])
 
 
 @pytest.mark.dbt
 def test_clean_model_and_pipeline_models_give_no_finding(broken_json: dict) -> None:
     models = {f["model"] for f in broken_json["findings"]}
-    assert models == {m for m, *_ in EXPECTED}
+    assert models == {m for m, *_ in EXPECTED} | {"exempt_unparsable"}
+
+
+@pytest.mark.dbt
+def test_an_exempt_model_gives_warnings_that_show_the_exemption(broken_json: dict) -> None:
+    """`meta: {lineage: {exempt: "why"}}` turns the model's lineage errors into warnings and
+    says so; without it the same SQL is an error (broken_does_not_parse)."""
+    found = [f for f in broken_json["findings"] if f["model"] == "exempt_unparsable"]
+    assert {f["severity"] for f in found} == {"warning"}
+    messages = " | ".join(f["message"] for f in found)
+    assert "lineage FAILED (parse_error, line 9)" in messages
+    assert "exempts this model from lineage checks: uses a DuckDB feature the lineage parser lacks" in messages
     # 19 pipeline models + 6 fixtures, all checked
     assert broken_json["models_checked"] >= len(list(FIXTURES.glob("*.sql")))
 
@@ -74,7 +89,7 @@ def test_json_shape(broken_json: dict) -> None:
 
 @pytest.mark.dbt
 def test_messages_name_what_is_lost(broken_json: dict) -> None:
-    by_model = {f["model"]: f["message"] for f in broken_json["findings"]}
+    by_model = {f["model"]: f["message"] for f in _errors(broken_json)}
     assert "is_job_seeker" in by_model["broken_join_drops_label"]
     assert "raw_job_search_labels" in by_model["broken_join_drops_label"]
     assert "masking" in by_model["broken_hashed_source_id"]
@@ -117,7 +132,7 @@ def test_select_limits_the_check(broken_project: Path, broken_json: dict) -> Non
 def test_github_annotations(broken_project: Path, broken_json: dict) -> None:
     proc = run_cli("check", "--format", "github", "--project-dir", str(broken_project), cwd=broken_project)
     assert proc.returncode == 1
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("::")]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("::error")]
     assert len(lines) == len(EXPECTED)
     assert "::error file=models/broken/broken_join_drops_label.sql,line=18,title=" in proc.stdout
     for line in lines:
