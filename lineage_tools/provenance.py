@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import LineageToolsError, UnknownNodeError, UserError, WarehouseError
-from .graph import LineageGraph
+from .graph import LineageGraph, lineage_failure
 from .records import (ColumnRef, EdgeType, Finding, ModelLineage, Node, ProjectLineage, Reason, ReasonCode,
                       Status, Subtype)
 from . import registry as reg
@@ -450,7 +450,9 @@ def _modes(prov: Provenance, reached: dict[str, set[str]], order: Sequence[str])
         for root in reached[uid]:
             reason = None
             if ml is None or ml.status == Status.FAILED:
-                reason = f"{node.name} has no lineage: its provenance cannot be known"
+                failure = lineage_failure(ml)
+                reason = (f"{node.name}: {failure}: its provenance cannot be known" if failure
+                          else f"{node.name} has no lineage: its provenance cannot be known")
             for parent in node.depends_on:
                 if reason:
                     break

@@ -158,3 +158,26 @@ def test_check_unknown_select_is_bad_input(compiled_pipeline: Path) -> None:
     assert proc.returncode == 2
     assert "no_such_model" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.dbt
+def test_trace_of_a_model_whose_lineage_failed_says_so(broken_project: Path, broken_json: dict) -> None:
+    """A parse failure is not a model without columns: trace names the failure and its line."""
+    proc = run_cli("trace", "broken_does_not_parse.email", "--project-dir", str(broken_project),
+                   cwd=broken_project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "lineage FAILED (parse_error, line 9)" in proc.stdout
+    assert "no inputs: a root or a literal" not in proc.stdout
+    proc = run_cli("trace", "broken_does_not_parse.email", "--format", "json",
+                   "--project-dir", str(broken_project), cwd=broken_project)
+    tree = json.loads(proc.stdout)["tree"]
+    assert tree["lineage_failed"].startswith("lineage FAILED (parse_error, line 9): ")
+
+
+@pytest.mark.dbt
+def test_report_names_the_failure_and_its_line(broken_project: Path, broken_json: dict, tmp_path: Path) -> None:
+    proc = run_cli("report", "-o", str(tmp_path), "--project-dir", str(broken_project), cwd=broken_project)
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    markdown = (tmp_path / "lineage.md").read_text()
+    line = next(x for x in markdown.splitlines() if "broken_does_not_parse" in x and "FAILED" in x)
+    assert "parse\\_error" in line and "(line 9)" in line

@@ -33,6 +33,9 @@ def _edge_label(step: TraceStep) -> str:
 
 def _node_label(graph: LineageGraph, node: TraceNode, downstream: bool) -> str:
     text = graph.label(node.column)
+    failure = graph.failure(node.column.relation)
+    if failure and not node.repeated:
+        text += f"  ({failure})"
     if node.repeated:
         text += "  (see above)"
     elif node.is_root:
@@ -46,7 +49,10 @@ def render_text(graph: LineageGraph, tree: TraceNode, *, downstream: bool = Fals
     n = graph.nodes.get(tree.column.relation)
     where = f"  [{n.unique_id}]" if n else ""
     lines = [head + where]
-    if not tree.steps:
+    failure = graph.failure(tree.column.relation)
+    if failure and not downstream:
+        lines.append(f"    ({failure}: its inputs are unknown)")
+    elif not tree.steps:
         lines.append("    (no downstream consumers)" if downstream else "    (no inputs: a root or a literal)")
 
     def walk(node: TraceNode, prefix: str) -> None:
@@ -68,6 +74,7 @@ def _tree_dict(graph: LineageGraph, node: TraceNode) -> dict[str, Any]:
         "column": node.column.column or None,
         "is_end": node.is_root,
         "repeated": node.repeated,
+        "lineage_failed": graph.failure(node.column.relation),
         "edges": [
             {
                 "transformations": [
