@@ -1065,6 +1065,10 @@ class _Walker:
             self.unqualified(node, name, kind, masking, out, st)
             return
         if node.args.get("db") is not None:
+            named = self.named_table(st.scope, node)
+            if named is not None:  # db.t.x: the column x of the relation db.t (aliased or not)
+                self.source_column(named[1], named[0], name, kind, masking, out, node)
+                return
             # a.b.c left as a column: struct field access on a qualified column
             table = node.args["db"].name
             name = node.args["table"].name
@@ -1177,6 +1181,19 @@ class _Walker:
                     self.whole_row(source, source_name, kind, masking, out)
                 return
         self.reason(ReasonCode.UNRESOLVED_COLUMN, f"#{n} is out of range", _line(node), f"#{n}")
+
+    def named_table(self, scope: Scope | None, node: exp.Column) -> tuple[str, exp.Table] | None:
+        """The relation a column qualified by a relation's own name (`db.t.x`) refers to: a
+        FROM item of `scope` (or a scope around it) whose name ends with those parts."""
+        parts = tuple(p.name for p in node.parts[:-1])
+        while scope is not None:
+            for key, source in scope.sources.items():
+                if isinstance(source, exp.Table) and not isinstance(source.this, exp.Func):
+                    own = tuple(p.name for p in source.parts)
+                    if len(own) >= len(parts) and own[-len(parts):] == parts:
+                        return key, source
+            scope = scope.parent
+        return None
 
     def has_column(self, source: exp.Table | Scope, name: str) -> bool | None:
         """Does `source` have a column `name`? None when it may (its columns are unknown or
@@ -2095,7 +2112,7 @@ def _analyze(sql: str, dialect: str, catalog: Catalog, opaque_ctes: Mapping[str,
         prepared = prepare()
         assert isinstance(prepared, _Statement)
         stars = _star_items(prepared.query, dialect) if catalog.has_partial else {}
-        reasons.append(Reason(ReasonCode.UNSUPPORTED, str(err)))
+        # no reason of its own: the walk resolves the columns itself and names what it cannot
         try:
             query = qualify_statement(prepared.query, dialect, catalog, columns=False)
         except SqlError as err2:
@@ -2137,7 +2154,7 @@ def _analyze(sql: str, dialect: str, catalog: Catalog, opaque_ctes: Mapping[str,
                           for src, name in result.star_source}) or ["several relations"]
         reasons.append(Reason(ReasonCode.UNEXPANDED_STAR, f"* was expanded from the partial column "
                               f"list of {', '.join(partial)}: the output may have more columns",
-                              next((x for x in star_lines if x is not None), None)))
+                              next((x for x in star_lines if x is not None), None), "*"))
     names = list(result.names)
     if prepared.target_columns and len(prepared.target_columns) == len(names):
         names = list(prepared.target_columns)

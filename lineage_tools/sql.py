@@ -220,6 +220,23 @@ def normalize_relation(name: str | exp.Table, dialect: str) -> str:
     return relation_name(relation_parts(name, dialect), dialect)
 
 
+def plain_name(name: str, dialect: str) -> str:
+    """A relation name as OpenLineage names datasets: its parts joined by dots, without the
+    SQL quoting `normalize_relation` adds (quoting is syntax, not part of a name).
+
+    >>> plain_name('"date"."date"', "duckdb"), plain_name("`bq-proj`.dataset.t", "bigquery")
+    ('date.date', 'bq-proj.dataset.t')
+    >>> plain_name("db.[schema].t", "tsql")
+    'db.schema.t'
+    """
+    if not any(q in name for q in '"`['):
+        return name  # nothing quoted: already plain (and no sqlglot needed)
+    try:
+        return ".".join(relation_parts(name, dialect))
+    except SqlError:
+        return name
+
+
 @functools.lru_cache(maxsize=16384)
 def relation_name(parts: tuple[str, ...], dialect: str) -> str:
     """Join normalized relation parts into a dotted name that `relation_parts` reads back.
