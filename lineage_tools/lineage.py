@@ -676,6 +676,17 @@ class _Walker:
             open=bool(opened), star_source=source,
         )
 
+    def partial_relations(self, lineage: _ScopeLineage, depth: int = 0) -> set[str]:
+        """The relations with partial column lists an open scope's stars were expanded from."""
+        found: set[str] = set()
+        for source, name in lineage.star_source:
+            if isinstance(source, Scope):
+                if depth < 50:
+                    found |= self.partial_relations(self.lineage(source), depth + 1)
+            else:
+                found.add(self.relation(source) or name)
+        return found
+
     def open_stars(self, scope: Scope, sel: exp.Select) -> list[tuple[exp.Table | Scope, str]]:
         """The relations a star of this SELECT was expanded from whose columns are partly
         known (a partial column list, or a scope itself open): the output may have more."""
@@ -1511,14 +1522,23 @@ class _Walker:
         self.through_pivots(base, rest, name, kind, masking, out, node)
 
     def pivot_dataset(self, pivot: exp.Pivot, st: _State) -> None:
-        """A PIVOT groups by the pivoted input's other columns: GROUP_BY edges."""
-        if pivot.args.get("unpivot"):
-            return
+        """A PIVOT groups by the pivoted input's other columns: GROUP_BY edges. An UNPIVOT
+        (without INCLUDE NULLS) drops the rows whose unpivoted value is NULL: FILTER edges."""
         chain = self.pivot_chain(pivot)
         if chain is None:
             return
         base, pivots = chain
         rest = pivots[:-1]
+        if pivot.args.get("unpivot"):
+            if not pivot.args.get("include_nulls"):
+                sub = _State(self.root, {}, default_source=(base, rest))
+                col = _Col()
+                for f in pivot.args.get("fields") or []:
+                    if isinstance(f, exp.In):
+                        for entry in f.expressions:
+                            self.walk(entry, Subtype.IDENTITY, False, col, sub, field_level=False)
+                st.dataset |= {(ref, Subtype.FILTER) for ref in col.refs()}
+            return
         used = {c.name for e in pivot.expressions for c in e.find_all(exp.Column)}
         used |= {c.name for f in pivot.args.get("fields") or [] for c in f.find_all(exp.Column)}
         for col_name in self.pivot_outputs(base, rest) or []:
@@ -2150,8 +2170,7 @@ def _analyze(sql: str, dialect: str, catalog: Catalog, opaque_ctes: Mapping[str,
         return _failed(ReasonCode.UNSUPPORTED, f"cannot trace: {err}", target=prepared.target)
 
     if result.open:
-        partial = sorted({walker.relation(src) or name if isinstance(src, exp.Table) else name
-                          for src, name in result.star_source}) or ["several relations"]
+        partial = sorted(walker.partial_relations(result)) or ["several relations"]
         reasons.append(Reason(ReasonCode.UNEXPANDED_STAR, f"* was expanded from the partial column "
                               f"list of {', '.join(partial)}: the output may have more columns",
                               next((x for x in star_lines if x is not None), None), "*"))
