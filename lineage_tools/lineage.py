@@ -2194,11 +2194,13 @@ def _analyze(sql: str, dialect: str, catalog: Catalog, opaque_ctes: Mapping[str,
     edges = [ColumnEdge(*found[key]) for key in sorted(found)]
 
     seen: set[str] = set()
+    doubled: dict[str, None] = {}
     for name in names:
         if name in seen:
-            reasons.append(Reason(ReasonCode.DUPLICATE_COLUMN,
-                                  f"output column {name} appears more than once", column=name))
+            doubled[name] = None
         seen.add(name)
+    reasons += [Reason(ReasonCode.DUPLICATE_COLUMN, f"output column {name} appears more than once",
+                       column=name) for name in doubled]  # once per column
     reasons.extend(walker.reasons.values())
 
     lines = _column_lines(selects, star_lines, len(names), walker)
@@ -2491,7 +2493,9 @@ def _duck(n: exp.Expr, sql: str) -> str:  # noqa: C901, PLR0911, PLR0912 - one c
             spec.append(d(n.args["order"]))
         if n.args.get("alias") is not None:
             raise ValueError("named window")
-        return f"{d(n.this)} OVER ({' '.join(spec)})"
+        inner = n.this
+        func = "count()" if isinstance(inner, exp.Count) and (inner.this is None or isinstance(inner.this, exp.Star)) else d(inner)
+        return f"{func} OVER ({' '.join(spec)})"
     if isinstance(n, exp.WithinGroup) and isinstance(n.this, (exp.PercentileCont, exp.PercentileDisc)):
         name = "quantile_cont" if isinstance(n.this, exp.PercentileCont) else "quantile_disc"
         return f"{name}({d(n.this.this)} {d(n.expression)})"
