@@ -249,7 +249,8 @@ class Gen:
                     cols.append((name, "int"))
                     continue
                 if agg in ("percentile", "mode"):  # ordered-set aggregates: the value is the key
-                    e, t = self.expr(scopes, "int", 1)
+                    # (a column, not a subquery: DuckDB cannot copy a subquery in WITHIN GROUP)
+                    e, t = self.convert(self.col(scopes), "int", func=self.chance(0.5))
                     fn = "percentile_disc(0.5)" if agg == "percentile" else "mode()"
                     items.append(f"{fn} within group (order by {e}) as {name}")
                     cols.append((name, "int"))
