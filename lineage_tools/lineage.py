@@ -366,6 +366,14 @@ class _Walker:
         }
         self.pivot_names: dict[tuple[int, int, bool], list[str] | None] = {}
         self.stars: dict[int, list[str | None]] = {}  # see _star_items
+        # recursive CTEs: the base cases' SELECTs that a self-reference reads (by id), and the
+        # lineage of each CTE so far while `set_operation` iterates it
+        left_arms = {id(s.set_operation_scopes[0].expression) for s in traversed if s.set_operation_scopes}
+        self.recursive_bases = {
+            id(src.expression) for s in traversed for src in s.sources.values()
+            if isinstance(src, Scope) and id(src) not in self.traversed and id(src.expression) in left_arms
+        }
+        self.recursion: dict[int, _ScopeLineage] = {}
         # the root SELECT's names, columns and state as they are built (for a time-out)
         self.progress: tuple[list[str], list[_Col], _State] | None = None
 
@@ -441,10 +449,15 @@ class _Walker:
             return found
         if key not in self.traversed:
             # sqlglot gives a recursive CTE's self-reference an untraversed scope of its base
-            # case: use the traversed one (the fixpoint is approximated by one step).
+            # case: while `set_operation` iterates the CTE to its fixpoint, the approximation
+            # so far; else the base case (one step), a reason
+            current = self.recursion.get(id(scope.expression))
+            if current is not None:
+                return current
             real = self.by_expression.get(id(scope.expression))
-            self.reason(ReasonCode.UNSUPPORTED, "recursive CTE: lineage of the recursive step "
-                        "is approximated", _line(scope.expression))
+            if id(scope.expression) not in self.recursive_bases:
+                self.reason(ReasonCode.UNSUPPORTED, "recursive CTE: lineage of the recursive step "
+                            "is approximated", _line(scope.expression))
             if real is None or id(real) in self.active:
                 return _ScopeLineage([], [], star=True)
             return self.lineage(real)
@@ -789,8 +802,31 @@ class _Walker:
         return col
 
     def set_operation(self, scope: Scope) -> _ScopeLineage:
+        left_scope, right_scope = scope.set_operation_scopes
+        base = id(left_scope.expression)
+        if base not in self.recursive_bases:
+            return self.combine(scope, self.lineage(left_scope), self.lineage(right_scope))
+        # a recursive CTE: its self-reference reads the CTE's own output, so iterate from the
+        # base case until the lineage stops growing (a fixpoint: every step the data can take)
+        left = self.lineage(left_scope)
+        approx = left
+        for _ in range(100):
+            self.recursion[base] = approx
+            for inner in right_scope.traverse():
+                self.memo.pop(id(inner), None)
+            result = self.combine(scope, left, self.lineage(right_scope))
+            if _same_lineage(result, approx):
+                break
+            approx = result
+        else:
+            self.reason(ReasonCode.UNSUPPORTED, "recursive CTE: lineage did not settle in 100 "
+                        "steps", _line(scope.expression))
+        del self.recursion[base]
+        return result
+
+    def combine(self, scope: Scope, left: _ScopeLineage, right: _ScopeLineage) -> _ScopeLineage:
+        """A set operation's lineage from its arms'."""
         setop: exp.SetOperation = scope.expression
-        left, right = (self.lineage(s) for s in scope.set_operation_scopes)
         distinct = bool(setop.args.get("distinct"))
         star = left.star or right.star
         opened = left.open or right.open
@@ -1634,6 +1670,13 @@ def _is_ordered_set(agg: exp.Expr) -> bool:
         return True
     name = agg.name if isinstance(agg, exp.Anonymous) else agg.sql_name() if isinstance(agg, exp.Func) else ""
     return name.lower() in _ORDERED_SET
+
+
+def _same_lineage(a: _ScopeLineage, b: _ScopeLineage) -> bool:
+    """Do two lineages of one scope give the same columns, inputs and row influences?"""
+    return (a.names == b.names and a.dataset == b.dataset and a.rows == b.rows
+            and a.sort == b.sort and a.reads == b.reads
+            and all(x.direct == y.direct and x.indirect == y.indirect for x, y in zip(a.cols, b.cols)))
 
 
 def _did_you_mean(name: str, names: Iterable[str]) -> str:

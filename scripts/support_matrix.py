@@ -62,7 +62,7 @@ Choices the OpenLineage taxonomy leaves open, as the engine makes them:
 - An unaliased expression is named as DuckDB names it (`(a + 1)`, `'completed'`).
 - `unnest` of a list multiplies rows: the list is also a dataset-wide JOIN input; a NULL value
   an UNPIVOT drops makes the unpivoted columns dataset-wide FILTER inputs.
-- Recursive CTEs: the recursive step's self-reference is approximated by the base case.
+- Recursive CTEs: iterated from the base case to a fixpoint (every step the data can take).
 - Under a time budget the row influences already found are kept (an over-approximation).
 
 | Construct | Example SQL | Traced | Rows | Status |

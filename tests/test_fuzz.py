@@ -511,3 +511,15 @@ def test_distinct_column_dropped_later(sql: str, scratch: Scratch) -> None:
 
 def test_group_by_equivalent_of_the_distinct_gap_is_covered(scratch: Scratch) -> None:
     check_model("select k from (select k, b from db.main.t1 group by k, b)", scratch)
+
+
+@pytest.mark.parametrize("sql", [
+    # a column that takes another's value one step later reads both (a fixpoint, not one step)
+    "with recursive r as (select k, a, b, source_id, 1 as d from db.main.t1 union all "
+    "select r.k, r.a, r.source_id, r.b, r.d + 1 from r where r.d < 3) select k, a, b, d from r",
+    "with recursive r as (select k, a, 1 as d from db.main.t1 union all select r.k, r.a + q.x, r.d + 1 "
+    "from r join db.main.t2 as q on q.k = r.a where r.d < 3) select k, a from r",
+])
+def test_recursive_cte_to_its_fixpoint(sql: str, scratch: Scratch) -> None:
+    check_model(sql, scratch)
+    assert analyze(sql, dialect="duckdb", catalog=_catalog()).status == Status.FULL
