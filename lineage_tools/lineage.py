@@ -2114,6 +2114,7 @@ def _analyze(sql: str, dialect: str, catalog: Catalog, opaque_ctes: Mapping[str,
     deadline = None if time_budget is None else started + time_budget
 
     notes: list[Reason] = []  # reasons found while preparing (PIVOT statements)
+    given: dict[str, str] = {}  # names given to unaliased expressions, normalized -> as given
 
     def pivot_statement(node: exp.Pivot) -> exp.Expr:
         """The SELECT a PIVOT / UNPIVOT statement amounts to, named and placed at its line."""
@@ -2123,7 +2124,7 @@ def _analyze(sql: str, dialect: str, catalog: Catalog, opaque_ctes: Mapping[str,
             notes.append(Reason(ReasonCode.UNEXPANDED_STAR if "IN list" in note else ReasonCode.UNSUPPORTED,
                                 note, line))
         query = parse_statement(text, dialect)
-        _name_projections(query, text, dialect)
+        _name_projections(query, text, dialect, given)
         for sub in query.walk():
             meta = sub._meta  # noqa: SLF001
             if meta:
@@ -2136,6 +2137,7 @@ def _analyze(sql: str, dialect: str, catalog: Catalog, opaque_ctes: Mapping[str,
 
     def prepare() -> _Statement | StatementLineage:
         notes.clear()
+        given.clear()
         try:
             stmt = parse_statement(sql, dialect)
             if isinstance(stmt, exp.Pivot) and stmt.this is not None:
@@ -2158,7 +2160,7 @@ def _analyze(sql: str, dialect: str, catalog: Catalog, opaque_ctes: Mapping[str,
         for node in split.query.find_all(exp.Pivot) if "pivot" in lowered else ():
             if node.args.get("columns"):  # the names qualify() expands `*` to
                 node.set("columns", [exp.to_identifier(n) for n in _pivot_columns(node)])
-        _name_projections(split.query, sql, dialect)
+        _name_projections(split.query, sql, dialect, given)
         return split
 
     prepared = prepare()
@@ -2217,7 +2219,7 @@ def _analyze(sql: str, dialect: str, catalog: Catalog, opaque_ctes: Mapping[str,
         reasons.append(Reason(ReasonCode.UNEXPANDED_STAR, f"* was expanded from the partial column "
                               f"list of {', '.join(partial)}: the output may have more columns",
                               next((x for x in star_lines if x is not None), None), "*"))
-    names = list(result.names)
+    names = [given.get(n, n) for n in result.names] if given else list(result.names)
     if prepared.target_columns and len(prepared.target_columns) == len(names):
         names = list(prepared.target_columns)
     # each edge once, keyed by the tuple it sorts by (target, dataset-wide ones first, source,
@@ -2583,9 +2585,13 @@ def _duck_func(n: exp.Func, sql: str) -> str:
     return f"{quoted}({text})"
 
 
-def _name_projections(query: exp.Expr, sql: str, dialect: str) -> None:
+def _name_projections(query: exp.Expr, sql: str, dialect: str,
+                      names: dict[str, str] | None = None) -> None:
     """Give every unaliased expression of every select list the name the engine gives it,
-    as an explicit alias, so that qualify(), stars and outer scopes all see that name."""
+    as an explicit alias, so that qualify(), stars and outer scopes all see that name.
+    `names` collects each name as the dialect normalizes it -> as given (DuckDB keeps the case
+    of a column's name but resolves names without it: the output shows the name as given)."""
+    norm = Dialect.get_or_raise(dialect) if names is not None else None
     for select in query.find_all(exp.Select):
         items = select.expressions
         if all(type(p) in _NAMED_ITEMS for p in items):
@@ -2598,6 +2604,8 @@ def _name_projections(query: exp.Expr, sql: str, dialect: str) -> None:
             else:
                 name = engine_name(p, sql, dialect)
                 named.append(exp.Alias(this=p, alias=exp.to_identifier(name, quoted=True)))
+                if norm is not None:
+                    names[norm.normalize_identifier(exp.to_identifier(name, quoted=True)).name] = name
         select.set("expressions", named)
 
 

@@ -60,4 +60,5 @@ def test_a_model_of_unaliased_expressions_has_the_warehouses_columns(con) -> Non
     catalog = Catalog("duckdb", {"t": {n: None for n in ("k", "a", "b", "c", "d", "ts", "l", "st")}})
     got = analyze(sql, dialect="duckdb", catalog=catalog).columns
     want = [d[0] for d in con.execute(sql).description]
-    assert [c.lower() for c in got] == [c.lower() for c in want]
+    assert list(got[:-1]) == want[:-1]  # as DuckDB gives them
+    assert got[-1] == want[-1].lower()  # read through the derived table: resolved without case

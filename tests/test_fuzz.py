@@ -314,7 +314,7 @@ class Gen:
             s = self.pick(scopes)
             name = self.fresh("o")
             items.append(f"to_json({s.alias}) as {name}")
-            cols.append((name, "str"))
+            cols.append((name, "json"))  # not a VARCHAR: kept out of set operations
         lists = [(s, c) for s, c, t in every if t == "list"]
         if lists and unnest and self.chance(0.3):  # unnest of a list: one row per element
             s, c = self.pick(lists)
