@@ -307,6 +307,7 @@ class _ScopeLineage:
     # a star expanded from a partial column list: the relation may have more columns, read
     # through `star_source` (as for an unexpanded star)
     open: bool = False
+    opened: tuple[tuple[exp.Table | Scope, str], ...] = ()  # every relation that left it open
     # what an unexpanded star reads when a column named through it can only come from there
     star_source: tuple[tuple[exp.Table | Scope, str], ...] = ()
     by_name: dict[str, int] = field(default_factory=dict)
@@ -686,13 +687,13 @@ class _Walker:
         return _ScopeLineage(
             names, cols, dataset=st.dataset, sort=sort, rows=st.rows, feeding=feeding,
             reads=st.reads | feeding, values=st.values, limited=limited, star=star,
-            open=bool(opened), star_source=source,
+            open=bool(opened), star_source=source, opened=tuple(opened),
         )
 
     def partial_relations(self, lineage: _ScopeLineage, depth: int = 0) -> set[str]:
         """The relations with partial column lists an open scope's stars were expanded from."""
         found: set[str] = set()
-        for source, name in lineage.star_source:
+        for source, name in lineage.opened or lineage.star_source:
             if isinstance(source, Scope):
                 if depth < 50:
                     found |= self.partial_relations(self.lineage(source), depth + 1)
@@ -887,7 +888,7 @@ class _Walker:
                 rows |= {RowInfluence(r, RowEffect.DISTINCT) for r in feeding | values}
         result = _ScopeLineage(names, cols, dataset=dataset, rows=rows, feeding=feeding,
                                reads=left.reads | right.reads, values=values, star=star,
-                               open=opened,
+                               open=opened, opened=left.opened + right.opened,
                                star_source=left.star_source + right.star_source if star or opened else ())
         order = setop.args.get("order")
         if order is not None and _orders_by_all(order):
@@ -1911,6 +1912,25 @@ def _unpivot_columns_expr(stmt: exp.Pivot, dialect: str, catalog: Catalog) -> li
     return [c for c in known if c not in excluded]
 
 
+def _struct_stars(query: exp.Expr) -> None:
+    """`st.*` where st names no relation of its SELECT is DuckDB's star of a struct column:
+    written `(st).*` so that qualify() reads it as a column, not as a relation it lacks."""
+    for select in query.find_all(exp.Select):
+        items = select.expressions
+        stars = [p for p in items if isinstance(p, exp.Column) and isinstance(p.this, exp.Star)
+                 and p.args.get("table") is not None and p.args.get("db") is None]
+        if not stars:
+            continue
+        from_ = select.args.get("from_")
+        names = {from_.this.alias_or_name} if from_ is not None else set()
+        names |= {j.this.alias_or_name for j in select.args.get("joins") or []}
+        names |= {lat.alias_or_name for lat in select.args.get("laterals") or []}
+        for p in stars:
+            if p.table not in names:
+                p.replace(exp.Dot(this=exp.Paren(this=exp.column(p.args["table"].copy())),
+                                  expression=exp.Star()))
+
+
 def _star_items(query: exp.Expr, dialect: str) -> dict[int, list[str | None]]:
     """For each SELECT with stars in its select list: the relation each star names (`t.*`,
     normalized) or None (`*`), keyed by the SELECT's id (qualify() keeps the nodes)."""
@@ -2161,6 +2181,8 @@ def _analyze(sql: str, dialect: str, catalog: Catalog, opaque_ctes: Mapping[str,
             if node.args.get("columns"):  # the names qualify() expands `*` to
                 node.set("columns", [exp.to_identifier(n) for n in _pivot_columns(node)])
         _name_projections(split.query, sql, dialect, given)
+        if ".*" in sql:
+            _struct_stars(split.query)
         return split
 
     prepared = prepare()
