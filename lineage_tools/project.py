@@ -819,7 +819,7 @@ def lineage_exemption(node: Node) -> str | None:
 
 def _with_exemption(lineage: StatementLineage, why: str) -> StatementLineage:
     reason = Reason(ReasonCode.EXEMPT, f"the project exempts this model from lineage checks: {why}")
-    return replace(lineage, reasons=lineage.reasons + (reason,))
+    return replace(lineage, reasons=(reason,) + lineage.reasons)  # first: every report shows it
 
 
 def _analyze_node(

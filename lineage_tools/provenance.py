@@ -257,12 +257,12 @@ def lineage_findings(ml: ModelLineage) -> list[Finding]:
         if r.code in _LOSSY or failed:
             where = f", line {r.line}" if r.line else ""
             head = f"lineage FAILED ({r.code.value}{where})" if failed else f"lineage lost inputs ({r.code.value})"
-            out.append(Finding(name, r.column, RULE_LINEAGE, f"{name}: {head}: {r.message}",
+            out.append(Finding(name, r.column, RULE_LINEAGE, f"{name}: {head}: {' '.join(r.message.split())}",
                                "warning" if exempt else "error", None, path, r.line))
         elif r.code in _NOTED:
             noted.setdefault(r.code, []).append(r)
     for code, rs in noted.items():
-        shown = "; ".join(r.message for r in rs[:3]) + (f"; and {len(rs) - 3} more" if len(rs) > 3 else "")
+        shown = "; ".join(" ".join(r.message.split()) for r in rs[:3]) + (f"; and {len(rs) - 3} more" if len(rs) > 3 else "")
         out.append(Finding(name, rs[0].column if len(rs) == 1 else None, RULE_LINEAGE,
                            f"{name}: lineage PARTIAL ({code.value}), {_NOTED[code]}: {shown}",
                            "warning", None, path, rs[0].line))
