@@ -572,6 +572,12 @@ class _Walker:
             if type(projection) is not exp.Alias and (isinstance(projection, exp.Star) or (
                 isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
             )):
+                expanded = self.expand_star(projection, scope, sel)
+                if expanded is not None:  # a star qualify() left over relations we know
+                    for name, col in expanded:
+                        names.append(name)
+                        cols.append(col)
+                    continue
                 star = True
                 self.reason(ReasonCode.UNEXPANDED_STAR,
                             f"cannot expand {projection.sql(self.dialect)}: columns unknown",
@@ -932,6 +938,38 @@ class _Walker:
         feeding = {ref.relation for col in cols for ref in col.refs()}
         return _ScopeLineage(names, cols, dataset=st.dataset, rows=st.rows, feeding=feeding,
                              reads=st.reads | feeding)
+
+    def expand_star(self, star: exp.Expr, scope: Scope, sel: exp.Select) -> list[tuple[str, _Col]] | None:
+        """The columns of a `*` / `t.*` qualify() did not expand (sqlglot cannot name the
+        columns of some scopes, such as one holding a struct's star), when the walk knows every
+        relation it covers completely; None otherwise. EXCLUDE is honoured; a star with
+        REPLACE or RENAME is left unexpanded."""
+        if star.args.get("replace") or star.args.get("rename") or (
+                isinstance(star, exp.Column) and (star.this.args.get("replace") or star.this.args.get("rename"))):
+            return None
+        inner = star.this if isinstance(star, exp.Column) else star
+        excluded = {e.name for e in inner.args.get("except_") or inner.args.get("except") or []}
+        if isinstance(star, exp.Column) and star.table:
+            names = [star.table]
+        else:
+            from_ = sel.args.get("from_")
+            names = [from_.this.alias_or_name] if from_ is not None else []
+            for join in sel.args.get("joins") or []:
+                if (join.kind or "").upper() in ("SEMI", "ANTI") or join.args.get("using"):
+                    if join.args.get("using"):
+                        return None  # USING merges the key columns: leave it to qualify()
+                    continue
+                names.append(join.this.alias_or_name)
+        out: list[tuple[str, _Col]] = []
+        for name in names:
+            source = scope.sources.get(name)
+            if not isinstance(source, Scope):
+                return None
+            child = self.lineage(source)
+            if child.star or child.open:
+                return None
+            out += [(n, c) for n, c in zip(child.names, child.cols) if n not in excluded]
+        return out or None
 
     def star_inputs(self, star: exp.Expr, scope: Scope, sel: exp.Select, out: _Col) -> None:
         """What an unexpanded `*` / `t.*` reads: every column of each source it covers, as
