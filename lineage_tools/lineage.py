@@ -308,6 +308,8 @@ class _ScopeLineage:
     # through `star_source` (as for an unexpanded star)
     open: bool = False
     opened: tuple[tuple[exp.Table | Scope, str], ...] = ()  # every relation that left it open
+    # a select item that became several columns (`unnest(st)` of a struct): its name -> theirs
+    expanded: dict[str, list[str]] = field(default_factory=dict)
     # what an unexpanded star reads when a column named through it can only come from there
     star_source: tuple[tuple[exp.Table | Scope, str], ...] = ()
     by_name: dict[str, int] = field(default_factory=dict)
@@ -558,6 +560,7 @@ class _Walker:
 
         names: list[str] = []
         cols: list[_Col] = []
+        expanded: dict[str, list[str]] = {}
         projected: list[tuple[exp.Expr, _Col]] = []
         star = False
         star_sources: list[tuple[exp.Table | Scope, str] | None] = []
@@ -572,9 +575,9 @@ class _Walker:
             if type(projection) is not exp.Alias and (isinstance(projection, exp.Star) or (
                 isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
             )):
-                expanded = self.expand_star(projection, scope, sel)
-                if expanded is not None:  # a star qualify() left over relations we know
-                    for name, col in expanded:
+                late = self.expand_star(projection, scope, sel)
+                if late is not None:  # a star qualify() left over relations we know
+                    for name, col in late:
                         names.append(name)
                         cols.append(col)
                     continue
@@ -610,10 +613,23 @@ class _Walker:
                     self.reason(ReasonCode.UNEXPANDED_STAR, f"{bare.sql(self.dialect)}: the "
                                 "struct's fields are not known", _line(projection))
                     fields = ["*"] if "*" not in names else []
+                expanded[projection.alias_or_name] = list(fields)
                 for name in fields:
                     names.append(name)
                     cols.append(col)
                 continue
+            if type(bare) is exp.Column and type(bare.this) is exp.Identifier and bare.table:
+                # an outer `*` qualify() expanded to the one item that became several columns
+                child = scope.sources.get(bare.table)
+                child = self.lineage(child) if isinstance(child, Scope) else None
+                fields = child.expanded.get(bare.name) if child is not None else None
+                if fields is not None:
+                    for name in fields:
+                        idx = child.by_name.get(name)
+                        names.append(name)
+                        cols.append(child.cols[idx] if idx is not None else _Col())
+                    expanded[projection.alias_or_name] = list(fields)
+                    continue
             col = self.passed_through(projection, st)
             if col is None:
                 col = _Col()
@@ -693,7 +709,7 @@ class _Walker:
         return _ScopeLineage(
             names, cols, dataset=st.dataset, sort=sort, rows=st.rows, feeding=feeding,
             reads=st.reads | feeding, values=st.values, limited=limited, star=star,
-            open=bool(opened), star_source=source, opened=tuple(opened),
+            open=bool(opened), star_source=source, opened=tuple(opened), expanded=expanded,
         )
 
     def partial_relations(self, lineage: _ScopeLineage, depth: int = 0) -> set[str]:

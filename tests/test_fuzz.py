@@ -277,7 +277,7 @@ class Gen:
             self.extras(scopes, items, cols, unnest=mode == "plain")
         if mode == "window":
             part = self.col(scopes)
-            allcols = ", ".join(f"{s.alias}.{c}" for s in scopes for c, _ in s.cols)
+            allcols = ", ".join(f"{s.alias}.{c}" for s in scopes for c, _ in s.cols if c != "?")
             fn = self.pick(["row_number()", "sum_a", "lag"])
             intcol = self.col(scopes, "int")
             named = self.chance(0.4)  # a named window: WINDOW w AS (...), maybe QUALIFY over it
@@ -487,6 +487,10 @@ REGRESSIONS = {
     # UNPIVOT drops rows whose value is NULL: the unpivoted columns decide which rows exist
     # (was: no dataset-wide edge)
     "unpivot_drops_nulls": "unpivot db.main.t1 on k, a into name n value v",
+    # unnest of a struct (several columns) read through an outer `*`: was one column "unnest(...)"
+    "struct_unnest_read_through_star": "with c as (select k, {'f1': b, 'f2': k} as st from db.main.t1), "
+                                       "final as (select t.k, unnest(c.st), t.a + 1 from db.main.t1 as t "
+                                       "join c on c.k = t.k) select * from final",
 }
 
 
