@@ -911,6 +911,7 @@ class _Walker:
         result = _ScopeLineage(names, cols, dataset=dataset, rows=rows, feeding=feeding,
                                reads=left.reads | right.reads, values=values, star=star,
                                open=opened, opened=left.opened + right.opened,
+                               expanded=left.expanded if not setop.args.get("by_name") else {},
                                star_source=left.star_source + right.star_source if star or opened else ())
         order = setop.args.get("order")
         if order is not None and _orders_by_all(order):

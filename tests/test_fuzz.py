@@ -491,6 +491,10 @@ REGRESSIONS = {
     "struct_unnest_read_through_star": "with c as (select k, {'f1': b, 'f2': k} as st from db.main.t1), "
                                        "final as (select t.k, unnest(c.st), t.a + 1 from db.main.t1 as t "
                                        "join c on c.k = t.k) select * from final",
+    # ... and through a UNION's left arm (its names are the union's)
+    "struct_unnest_in_union_read_through_star": "with c as (select k, {'f1': b, 'f2': k} as st from db.main.t1), "
+                                                "final as (select c.k, unnest(c.st) from c union all "
+                                                "select k, b, k from db.main.t1) select * from final",
 }
 
 
