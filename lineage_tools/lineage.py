@@ -922,6 +922,12 @@ class _Walker:
                 idx = result.by_name.get(node.name)
                 if idx is not None:
                     result.sort |= cols[idx].refs()
+            for key in order.expressions:  # ORDER BY #n / ORDER BY n: the n-th output column
+                pos = key.this if isinstance(key, exp.Ordered) else key
+                text = pos.this.name if isinstance(pos, exp.PositionalColumn) else (
+                    pos.name if isinstance(pos, exp.Literal) and not pos.is_string else "")
+                if text.isdigit() and 1 <= int(text) <= len(cols):
+                    result.sort |= cols[int(text) - 1].refs()
         if any(setop.args.get(a) is not None for a in ("limit", "offset", "fetch")):
             result.limited = True
             result.rows |= {RowInfluence(r, RowEffect.LIMIT) for r in feeding}
