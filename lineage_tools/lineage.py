@@ -331,6 +331,7 @@ class _State:
     values: set[str] = field(default_factory=set)  # see _ScopeLineage.values
     aliases: dict[str, _Col] = field(default_factory=dict)
     outputs: list[_Col] = field(default_factory=list)  # the select items' columns, in order
+    lateral: dict[str, _Col] = field(default_factory=dict)  # select items so far, by name
     aggregated: bool = False
     windowed: bool = False
     # inside a PIVOT: every column is read from this base through these pivots
@@ -638,6 +639,7 @@ class _Walker:
             names.append(self.positional_name(bare, scope) if type(bare) is exp.PositionalColumn
                          and auto else projection.alias_or_name)
             cols.append(col)
+            st.lateral.setdefault(names[-1], col)
             projected.append((projection, col))
         st.values |= st.reads
         st.reads |= outer_reads
@@ -1366,6 +1368,10 @@ class _Walker:
             verdicts = [(k, v, self.has_column(v, name)) for k, v in named]
             has = [(k, v) for k, v, h in verdicts if h]
             maybe = [(k, v) for k, v, h in verdicts if h is None]
+            if not has and scope is st.scope and name in st.lateral:
+                # an earlier select item's name (a lateral alias) no relation is known to have
+                out.use(st.lateral[name], kind, masking)
+                return
             if len(has) == 1 or (not has and len(maybe) == 1):
                 source_name, source = has[0] if has else maybe[0]
                 self.source_column(source, source_name, name, kind, masking, out, node)
@@ -1983,11 +1989,17 @@ def _struct_stars(query: exp.Expr) -> None:
         if not stars:
             continue
         from_ = select.args.get("from_")
-        names = {from_.this.alias_or_name} if from_ is not None else set()
-        names |= {j.this.alias_or_name for j in select.args.get("joins") or []}
+        items = [from_.this] if from_ is not None else []
+        items += [j.this for j in select.args.get("joins") or []]
+        names = {item.alias_or_name for item in items}
         names |= {lat.alias_or_name for lat in select.args.get("laterals") or []}
+        # a relation's own name where an alias hides it (`select t.* from t as a`): its star
+        hidden = {item.name: item.alias for item in items
+                  if isinstance(item, exp.Table) and item.alias and item.name not in names}
         for p in stars:
-            if p.table not in names:
+            if p.table in hidden:
+                p.set("table", exp.to_identifier(hidden[p.table]))
+            elif p.table not in names:
                 p.replace(exp.Dot(this=exp.Paren(this=exp.column(p.args["table"].copy())),
                                   expression=exp.Star()))
 
