@@ -1368,8 +1368,9 @@ class _Walker:
             verdicts = [(k, v, self.has_column(v, name)) for k, v in named]
             has = [(k, v) for k, v, h in verdicts if h]
             maybe = [(k, v) for k, v, h in verdicts if h is None]
-            if not has and scope is st.scope and name in st.lateral:
-                # an earlier select item's name (a lateral alias) no relation is known to have
+            if not has and not maybe and scope is st.scope and name in st.lateral:
+                # an earlier select item's name (a lateral alias) that no relation has (a
+                # relation's column takes precedence over it, as in DuckDB)
                 out.use(st.lateral[name], kind, masking)
                 return
             if len(has) == 1 or (not has and len(maybe) == 1):
