@@ -352,7 +352,9 @@ class Gen:
             other, _ = self.select(depth + 1, want=[t for _, t in cols])
             sql = f"{sql}\n    {op}\n    {other}"
         if self.chance(0.15):
-            if self.chance(0.7):
+            # (a struct's fields count as one item for ORDER BY #n: positions only without them)
+            fields = any(c.startswith("f") and c[1:].isdigit() for c, _ in cols)
+            if self.chance(0.7) or fields:
                 sql += "\n    order by all\n    limit 5"
             else:  # every output column by position: a deterministic LIMIT
                 sql += f"\n    order by {', '.join(f'#{i}' for i in range(1, len(cols) + 1))}\n    limit 5"
