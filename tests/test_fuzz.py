@@ -226,8 +226,8 @@ class Gen:
                 drop = self.pick([c for c, _ in cols if c != "?"])
                 cols = [c for c in cols if c[0] != drop]
                 return f"select * exclude ({drop})\n    from {frm}{where}", cols
-            if star == "replace" and any(t != "list" for _, t in cols):
-                name, t = self.pick([c for c in cols if c[1] != "list"])
+            if star == "replace" and any(t in SCALAR and c != "?" for c, t in cols):
+                name, t = self.pick([c for c in cols if c[1] in SCALAR and c[0] != "?"])
                 e, _ = self.expr(scopes, t)
                 return f"select * replace ({e} as {name})\n    from {frm}{where}", cols
             return f"select *\n    from {frm}{where}", cols
