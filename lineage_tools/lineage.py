@@ -1940,11 +1940,23 @@ def _pivot_statement_sql(stmt: exp.Pivot, dialect: str, catalog: Catalog) -> tup
     if all(isinstance(o, exp.In) for o in ons):
         fields = " ".join(o.sql(dialect=dialect) for o in ons)
         if group is not None:
-            # the pivot groups by every column it does not use: keep only the GROUP BY keys
+            # the pivot groups by every column it does not use: keep only the GROUP BY keys (a
+            # key the pivot also reads is read under another name, so that it stays a key)
             keys = [k.sql(dialect=dialect) for k in group.expressions]
-            used = [c.sql(dialect=dialect) for e in [*ons, *using] for c in e.find_all(exp.Column)]
-            inner = ", ".join(dict.fromkeys(keys + used))
+            key_names = {k.name for k in group.expressions if isinstance(k, exp.Column)}
+            ons, using = [o.copy() for o in ons], [u.copy() for u in using]
+            renamed: dict[str, str] = {}
+            for e in [*ons, *using]:
+                for c in list(e.find_all(exp.Column)):
+                    if c.name in key_names:
+                        renamed[c.name] = f"__pivot_{c.name}"
+                        c.replace(exp.column(renamed[c.name]))
+            used = [c.sql(dialect=dialect) for e in [*ons, *using] for c in e.find_all(exp.Column)
+                    if c.name not in renamed.values()]
+            inner = ", ".join(dict.fromkeys(keys + used + [f"{k} AS {v}" for k, v in renamed.items()]))
             rel = f"(SELECT {inner} FROM {rel})"
+            fields = " ".join(o.sql(dialect=dialect) for o in ons)
+            aggs = ", ".join(u.sql(dialect=dialect) for u in using)
         return f"SELECT * FROM {rel} PIVOT ({aggs} FOR {fields})", None
     # the value columns come from the data: one column "*" stands for them
     on_cols = [o.this if isinstance(o, exp.In) else o for o in ons]

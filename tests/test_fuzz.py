@@ -497,6 +497,9 @@ REGRESSIONS = {
     # are kept (was: no SORT edge from a positional key of a set operation)
     "union_order_by_position_limit": "select k, a from db.main.t1 union all select length(z), a from db.main.t3 "
                                      "order by #1, #2 limit 3",
+    # a PIVOT statement grouping by the column it aggregates: the key stays an output column
+    "pivot_statement_groups_by_its_value": "pivot (select k, b, source_id from db.main.t1 where a > 1) "
+                                           "on b in ('x') using min(source_id) group by source_id",
     # ... and through a UNION's left arm (its names are the union's)
     "struct_unnest_in_union_read_through_star": "with c as (select k, {'f1': b, 'f2': k} as st from db.main.t1), "
                                                 "final as (select c.k, unnest(c.st) from c union all "
