@@ -770,6 +770,13 @@ class _Walker:
             return None if None in keys else keys
         if isinstance(node, (exp.Cast, exp.TryCast)) and isinstance(node.to, exp.DataType):
             return _struct_type_fields(node.to.sql(dialect="duckdb"))
+        if isinstance(node, exp.PositionalColumn):  # #n: the n-th column of FROM
+            columns = self.from_columns(scope)
+            n = int(node.this.name) if node.this.name.isdigit() else 0
+            if columns is None or not 1 <= n <= len(columns):
+                return None
+            source_name, _, name = columns[n - 1]
+            return self.struct_fields(exp.column(name, table=source_name), scope, depth + 1)
         if not isinstance(node, exp.Column) or not node.table:
             return None
         source = None

@@ -500,6 +500,9 @@ REGRESSIONS = {
     # a PIVOT statement grouping by the column it aggregates: the key stays an output column
     "pivot_statement_groups_by_its_value": "pivot (select k, b, source_id from db.main.t1 where a > 1) "
                                            "on b in ('x') using min(source_id) group by source_id",
+    # the star of a struct column picked by position (#n)
+    "struct_star_through_positional": "select o.* from (select #2 as o from (select k, {'f1': b} as st "
+                                      "from db.main.t1) as s) as q",
     # ... and through a UNION's left arm (its names are the union's)
     "struct_unnest_in_union_read_through_star": "with c as (select k, {'f1': b, 'f2': k} as st from db.main.t1), "
                                                 "final as (select c.k, unnest(c.st) from c union all "
