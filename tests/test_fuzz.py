@@ -258,7 +258,7 @@ class Gen:
                 e, t = self.expr(scopes, "int" if agg == "sum" else ("str" if agg == "string_agg" else None), 1)
                 if agg == "list":
                     items.append(f"list_sort(list({e})) as {name}")
-                    cols.append((name, "list"))
+                    cols.append((name, "agglist"))  # elements of any type: not unnested
                 elif agg == "string_agg":
                     items.append(f"string_agg({e}, ',' order by {e}) as {name}")
                     cols.append((name, "str"))
