@@ -1021,7 +1021,15 @@ class _Walker:
             elif isinstance(source, exp.Table):
                 cte = self.pivoted_ctes.get(id(source))
                 if cte is not None or source.args.get("pivots"):
-                    continue  # columns of a pivot over unknown columns: nothing to name
+                    # a pivot over unknown columns: its columns come from those of its input
+                    if cte is None:
+                        rel = self.relation(source)
+                        if rel is not None:
+                            out.add(ColumnRef(rel, "*"), Subtype.TRANSFORMATION, False)
+                    else:
+                        for col in self.lineage(cte).cols:
+                            out.use(col, Subtype.TRANSFORMATION, False)
+                    continue
                 rel = self.relation(source)
                 if rel is not None:
                     out.add(ColumnRef(rel, "*"), Subtype.IDENTITY, False)

@@ -44,7 +44,7 @@ DEFAULT_DIALECT = "duckdb"
 
 # Statement kinds (sqlglot expression keys) that produce rows we can trace; INSERT and CREATE
 # count when they hold a query; UPDATE and MERGE are handed to the engine, which may decline.
-QUERY_KINDS = frozenset({"select", "union", "intersect", "except", "subquery"})
+QUERY_KINDS = frozenset({"select", "union", "intersect", "except", "subquery", "pivot"})  # pivot: DuckDB's statement
 DML_KINDS = frozenset({"update", "merge"})
 
 Columns = tuple[tuple[str, str | None], ...]
