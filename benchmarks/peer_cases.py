@@ -76,7 +76,7 @@ def load_cases(path: Path) -> list[Case]:
     data = json.loads(path.read_text(encoding="utf-8"))
     cases = []
     for raw in data["cases"]:
-        origin = raw["origin_repo"].split("/")[-1]
+        origin = raw["origin_repo"].split("/")[-1].lower()  # sqllineage, sqlglot, openlineage, datahub
         expected = frozenset(
             (_name(e["target_table"]), _name(e["target_column"]), _name(e["source_table"]),
              _name(e["source_column"]))
@@ -540,9 +540,10 @@ def cause_of(o: Outcome) -> str:
         if o.extra and not (o.missing or o.tp):
             return "PIVOT / UNPIVOT: the suite expects no source (sqlglot cannot resolve it)"
         return "PIVOT / UNPIVOT: chained, aliased (AS t(a, b)) or over a CTE"
-    if "unknown_column" in notes and "subquery" in feats:
+    unresolved = {"unknown_column", "unresolved_column"} & notes
+    if unresolved and "subquery" in feats:
         return "unqualified column inside a scalar subquery, no schema: not resolved"
-    if "unknown_column" in notes and o.missing and any(m[2] is None for m in o.missing):
+    if unresolved and o.missing and any(m[2] is None for m in o.missing):
         return "unqualified column over a join, no schema: the suite keeps it with table None"
     if "lateral_column_alias" in feats or "unresolved_source_qualifier" in feats:
         return "lateral column alias vs table column (no schema)"
@@ -684,7 +685,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     cases = load_cases(args.cases)
     if args.origin:
-        cases = [c for c in cases if c.origin == args.origin]
+        cases = [c for c in cases if c.origin == args.origin.lower()]
     if args.case:
         cases = [c for c in cases if c.id in set(args.case)]
     tools = list(TOOLS) if args.tool == "both" else [args.tool]

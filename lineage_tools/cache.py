@@ -370,6 +370,8 @@ def model_key(
     for rel in relations:
         cols = _catalog_columns(catalog, rel)
         upstream[rel] = f"{relation_ids.get(rel)}\x1e" + ("\x1f".join(cols) if cols is not None else "\x15")
+        if cols is not None and not catalog.is_complete(tuple(rel.split("."))):
+            upstream[rel] += "\x1d"  # a partial column list: lineage reads a missing column otherwise
     return cache_key(sql=node.compiled_sql or "", dialect=dialect, upstream=upstream,
                      opaque_ctes=opaque_ctes, extra=repr(node),
                      version=version if version is not None else tool_version())

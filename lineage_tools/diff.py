@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ManifestError
-from .graph import LineageGraph
+from .graph import LineageGraph, lineage_failure
 from .records import ColumnRef, Finding, ModelLineage, Node, ProjectLineage, Status, Subtype
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,9 @@ class ModelChange:
     columns_added: tuple[str, ...] = ()
     columns_removed: tuple[str, ...] = ()
     columns: tuple[ColumnChange, ...] = ()
+    # `lineage FAILED (reason, line): ...` when the head's lineage failed: its columns and
+    # edges are unknown, not removed, so none is reported removed
+    failure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,12 @@ def _model_change(base: ModelLineage | None, head: ModelLineage | None, names: M
     ref = head or base
     assert ref is not None
     uid = ref.node.unique_id
+    failure = lineage_failure(head)
+    if failure and base is not None:
+        if base.status == Status.FAILED and lineage_failure(base) == failure:
+            return None
+        return ModelChange(uid, names.get(uid, ref.node.name), CHANGED, ref.node.resource_type,
+                           base.status, head.status, failure=failure)
     b_cols = tuple(base.lineage.columns) if base else ()
     h_cols = tuple(head.lineage.columns) if head else ()
     b_edges = _edge_map(base) if base else {}

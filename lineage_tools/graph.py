@@ -41,6 +41,8 @@ from .records import (
     ModelLineage,
     Node,
     ProjectLineage,
+    ReasonCode,
+    Status,
     Subtype,
 )
 
@@ -50,6 +52,18 @@ DATASET = ""  # the column name of a model's dataset-wide node
 ROOT_TYPES = ("seed", "source", "external")
 Kinds = Collection[EdgeType | Subtype] | None
 _NO_ROOTS: frozenset = frozenset()
+
+
+def lineage_failure(ml: ModelLineage | None) -> str | None:
+    """`lineage FAILED (parse_error, line 34): <message>` for a model whose lineage failed
+    (its columns and inputs are unknown, not absent), else None."""
+    if ml is None or ml.status is not Status.FAILED:
+        return None
+    first = next((r for r in ml.lineage.reasons if r.code is not ReasonCode.EXEMPT), None)
+    if first is None:
+        return "lineage FAILED"
+    where = f", line {first.line}" if first.line else ""
+    return f"lineage FAILED ({first.code.value}{where}): {first.message}"
 
 
 def _matches(edge: GraphEdge, kinds: Kinds, incremental: bool) -> bool:
@@ -240,11 +254,18 @@ class LineageGraph:
         for c in self.columns(n.unique_id):
             if c.lower() == col.lower():
                 return ColumnRef(n.unique_id, c)
+        if self.failure(n.unique_id):  # its columns are unknown, not absent
+            return ColumnRef(n.unique_id, col)
         raise UnknownNodeError(f"{self.display_name(n.unique_id)} has no column {col!r}", self._close_columns(spec))
 
     def _close_columns(self, spec: str) -> tuple[str, ...]:
         names = [f"{self.display_name(u)}.{c}" for u, cols in self._columns.items() for c in cols]
         return tuple(difflib.get_close_matches(spec.lower(), names, n=5, cutoff=0.5))
+
+    def failure(self, uid: str) -> str | None:
+        """`lineage FAILED (reason, line): ...` when the model's lineage failed (see
+        `lineage_failure`), else None."""
+        return lineage_failure(self.models.get(uid))
 
     def label(self, col: ColumnRef) -> str:
         """`model.column` for people (`model.*` for a model's dataset-wide node)."""

@@ -307,6 +307,50 @@ def analyze_node(
     set, the incremental branch, whose extra edges come back with `incremental_only=True`.
     Lines in `column_lines` and reasons are lines of the model file.
     """
+    exempt = lineage_exemption(node)
+    if exempt is not None:  # shown wherever the model's reasons are
+        return ModelLineage(node, _with_exemption(
+            _analyze_node(node, catalog, dialect, relation_ids=relation_ids, opaque_ctes=opaque_ctes,
+                          time_budget=time_budget).lineage, exempt))
+    return _analyze_node(node, catalog, dialect, relation_ids=relation_ids, opaque_ctes=opaque_ctes,
+                         time_budget=time_budget)
+
+
+def lineage_exemption(node: Node) -> str | None:
+    """Why the project exempts a model from lineage checks (`meta: {lineage: {exempt: "why"}}`,
+    on the model or in its config), else None.
+
+    >>> lineage_exemption(Node("m", "m", "model", "r", None, None, "m",
+    ...                        meta=(("lineage", '{"exempt": "python model"}'),)))
+    'python model'
+    """
+    raw = node.meta_value("lineage")
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    why = value.get("exempt") if isinstance(value, dict) else None
+    if why is None or why is False:
+        return None
+    return str(why) if why is not True else "exempt"
+
+
+def _with_exemption(lineage: StatementLineage, why: str) -> StatementLineage:
+    reason = Reason(ReasonCode.EXEMPT, f"the project exempts this model from lineage checks: {why}")
+    return replace(lineage, reasons=(reason,) + lineage.reasons)  # first: every report shows it
+
+
+def _analyze_node(
+    node: Node,
+    catalog: Catalog,
+    dialect: str,
+    *,
+    relation_ids: Mapping[str, str],
+    opaque_ctes: Mapping[str, str] | None = None,
+    time_budget: float | None = None,
+) -> ModelLineage:
     if node.language != "sql":
         declared = tuple(c for c, _ in node.columns)
         status = Status.PARTIAL if declared else Status.FAILED
@@ -330,7 +374,8 @@ def analyze_node(
     lineage = run(sql)
     if node.incremental_sql and node.incremental_sql != sql and lineage.status != Status.FAILED:
         if node.relation not in catalog:  # the incremental branch reads the model itself ({{ this }})
-            catalog.add(node.relation, [(c, dict(node.columns).get(c)) for c in lineage.columns if c != "*"])
+            catalog.add(node.relation, [(c, dict(node.columns).get(c)) for c in lineage.columns if c != "*"],
+                        complete=not any(r.code is ReasonCode.UNEXPANDED_STAR for r in lineage.reasons))
         lineage = _mark_incremental_only(lineage, run(node.incremental_sql))
     if node.resource_type == "snapshot":
         lineage = _snapshot_columns(lineage, node)
@@ -400,8 +445,10 @@ def analyze_project(
         if n.materialized == "ephemeral":
             opaque_names[f"{EPHEMERAL_PREFIX}{n.identifier}"] = n.relation
             opaque_names[f"{EPHEMERAL_PREFIX}{n.name}"] = n.relation
-        if n.is_root_candidate and n.columns:
-            catalog.add(n.relation, n.columns)
+        if n.is_root_candidate:
+            columns, complete = _root_columns(n, catalog_json)
+            if columns:
+                catalog.add(n.relation, columns, complete=complete)
     by_id = {n.unique_id: n for n in nodes}
     models: list[ModelLineage] = []
     for n in nodes:
@@ -415,7 +462,7 @@ def analyze_project(
         opaque = {k: v for k, v in opaque_names.items() if v in deps} or None
         ml = analyze(n, catalog, dialect, relation_ids=relation_ids, opaque_ctes=opaque, time_budget=time_budget)
         models.append(ml)
-        catalog.add(n.relation, _output_columns(ml, catalog_json))
+        catalog.add(n.relation, _output_columns(ml, catalog_json), complete=_complete_output(ml, catalog_json))
     return ProjectLineage(
         project_name=project_name,
         adapter_type=adapter_type,
@@ -425,6 +472,28 @@ def analyze_project(
         registry=_registry(nodes),
         manifest_path=manifest_path,
     )
+
+
+def _root_columns(n: Node, catalog_json: Mapping[str, Any] | None) -> tuple[tuple[tuple[str, str | None], ...], bool]:
+    """A seed's or source's columns and whether they are all of them: a seed's CSV header and
+    catalog.json are complete; a source's YAML may list only some."""
+    if n.resource_type == "seed":
+        return n.columns, True
+    found = _catalog_columns(catalog_json, n.unique_id)
+    if found:
+        types = {c.lower(): t for c, t in n.columns if t}
+        return tuple((c, types.get(c.lower()) or t) for c, t in found), True
+    return n.columns, False
+
+
+def _complete_output(ml: ModelLineage, catalog_json: Mapping[str, Any] | None) -> bool:
+    """Are a model's columns, as `_output_columns` gives them, all its columns? Yes when its
+    lineage named them all (no star left unexpanded, none over a partial column list) or
+    catalog.json lists them; a model whose columns come from YAML only may have more."""
+    if ml.node.language == "sql" and ml.status != Status.FAILED and ml.lineage.columns and not any(
+            r.code is ReasonCode.UNEXPANDED_STAR for r in ml.lineage.reasons):
+        return True
+    return not ml.node.columns and bool(_catalog_columns(catalog_json, ml.node.unique_id))
 
 
 def _output_columns(ml: ModelLineage, catalog_json: Mapping[str, Any] | None) -> list[tuple[str, str | None]]:

@@ -29,8 +29,9 @@ from pathlib import Path
 from .dbt.config import DbtConfig
 from .dbt.manifest import last_build, seed_holds
 from .errors import LineageToolsError, UnknownNodeError, UserError, WarehouseError
-from .graph import LineageGraph
-from .records import ColumnRef, EdgeType, Finding, ModelLineage, Node, ProjectLineage, Status, Subtype
+from .graph import LineageGraph, lineage_failure
+from .records import (ColumnRef, EdgeType, Finding, ModelLineage, Node, ProjectLineage, Reason, ReasonCode,
+                      Status, Subtype)
 from . import registry as reg
 from . import warehouse as wh
 
@@ -164,17 +165,9 @@ def check_model(prov: Provenance, ml: ModelLineage) -> list[Finding]:
     graph, node = prov.graph, ml.node
     uid, name, path = node.unique_id, node.name, node.original_file_path
     lines = dict(ml.lineage.column_lines)
-    out: list[Finding] = []
+    out: list[Finding] = lineage_findings(ml)
     if ml.status == Status.FAILED:
-        why = "; ".join(r.message for r in ml.lineage.reasons) or "no lineage"
-        line = next((r.line for r in ml.lineage.reasons if r.line), None)
-        return [Finding(name, None, RULE_LINEAGE, f"{name}: lineage failed, the contract cannot be checked ({why})",
-                        "warning", None, path, line)]
-    if ml.status == Status.PARTIAL:
-        why = "; ".join(r.message for r in ml.lineage.reasons if r.code.value != "incremental_only_lineage")
-        if why:
-            out.append(Finding(name, None, RULE_LINEAGE, f"{name}: lineage is partial, some columns were not checked ({why})",
-                               "warning", None, path, None))
+        return out
     cols = ml.lineage.columns
     provenance = [c for c in cols if prov.is_provenance(ColumnRef(uid, c))]
     covered: set[str] = set()
@@ -224,6 +217,57 @@ def check_model(prov: Provenance, ml: ModelLineage) -> list[Finding]:
             f"from {root} but no provenance column reaches {root}.{prov.roots[r]} "
             "(carry it as is, or collect it with collect_sources / merge_sources)",
             "error", root, path, lines.get(lost_cols[0])))
+    return out
+
+
+# Reasons that leave an output column (or a filter, a join key) without some of its inputs: the
+# contract cannot be checked there, so `check` reports an error unless the project exempts the
+# model (`meta: {lineage: {exempt: "why"}}`).
+_LOSSY = frozenset({ReasonCode.PARSE_ERROR, ReasonCode.UNRESOLVED_COLUMN, ReasonCode.UNSUPPORTED,
+                    ReasonCode.TIME_BUDGET, ReasonCode.PYTHON_MODEL, ReasonCode.NO_COMPILED_SQL})
+# Reasons whose edges are kept as the SQL states them (a column a partial column list leaves
+# out, a relation outside the project, a star over unknown columns) or that name no edge:
+# one warning per model and reason code.
+_NOTED = {
+    ReasonCode.UNKNOWN_COLUMN: "columns missing from a partial column list, traced as written",
+    ReasonCode.UNKNOWN_TABLE: "relations outside the project, traced as written",
+    ReasonCode.UNEXPANDED_STAR: "columns not named",
+    ReasonCode.DUPLICATE_COLUMN: "output columns named twice",
+}
+
+
+def lineage_findings(ml: ModelLineage) -> list[Finding]:
+    """What a model's lineage status means for the contract, one finding per distinct reason:
+    an error where lineage lost inputs (FAILED, a parse error, a column that resolves to
+    nothing, an unsupported construct), a warning for edges kept as written; warnings only
+    when the project exempts the model, and the exemption itself is a warning."""
+    node = ml.node
+    name, path = node.name, node.original_file_path
+    reasons = ml.lineage.reasons
+    exempt = next((r for r in reasons if r.code is ReasonCode.EXEMPT), None)
+    failed = ml.status == Status.FAILED
+    out: list[Finding] = []
+    seen: set[tuple[ReasonCode, str]] = set()
+    noted: dict[ReasonCode, list[Reason]] = {}
+    for r in reasons:
+        key = (r.code, r.column or r.message)
+        if key in seen or r.code in (ReasonCode.EXEMPT, ReasonCode.INCREMENTAL_ONLY):
+            continue
+        seen.add(key)
+        if r.code in _LOSSY or failed:
+            where = f", line {r.line}" if r.line else ""
+            head = f"lineage FAILED ({r.code.value}{where})" if failed else f"lineage lost inputs ({r.code.value})"
+            out.append(Finding(name, r.column, RULE_LINEAGE, f"{name}: {head}: {' '.join(r.message.split())}",
+                               "warning" if exempt else "error", None, path, r.line))
+        elif r.code in _NOTED:
+            noted.setdefault(r.code, []).append(r)
+    for code, rs in noted.items():
+        shown = "; ".join(" ".join(r.message.split()) for r in rs[:3]) + (f"; and {len(rs) - 3} more" if len(rs) > 3 else "")
+        out.append(Finding(name, rs[0].column if len(rs) == 1 else None, RULE_LINEAGE,
+                           f"{name}: lineage PARTIAL ({code.value}), {_NOTED[code]}: {shown}",
+                           "warning", None, path, rs[0].line))
+    if exempt is not None:
+        out.append(Finding(name, None, RULE_LINEAGE, f"{name}: {exempt.message}", "warning", None, path, None))
     return out
 
 
@@ -372,7 +416,9 @@ def _modes(prov: Provenance, reached: dict[str, set[str]], order: Sequence[str])
         for root in reached[uid]:
             reason = None
             if ml is None or ml.status == Status.FAILED:
-                reason = f"{node.name} has no lineage: its provenance cannot be known"
+                failure = lineage_failure(ml)
+                reason = (f"{node.name}: {failure}: its provenance cannot be known" if failure
+                          else f"{node.name} has no lineage: its provenance cannot be known")
             for parent in node.depends_on:
                 if reason:
                     break

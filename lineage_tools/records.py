@@ -56,7 +56,8 @@ class ReasonCode(str, Enum):
     """Why a model's lineage is not FULL (or a notable fact about it)."""
 
     PARSE_ERROR = "parse_error"
-    UNKNOWN_COLUMN = "unknown_column"
+    UNKNOWN_COLUMN = "unknown_column"  # not in a partial column list: traced as written
+    UNRESOLVED_COLUMN = "unresolved_column"  # resolves to no column of any relation: no edge
     UNKNOWN_TABLE = "unknown_table"
     UNEXPANDED_STAR = "unexpanded_star"
     PYTHON_MODEL = "python_model"
@@ -67,6 +68,7 @@ class ReasonCode(str, Enum):
     INCREMENTAL_ONLY = "incremental_only_lineage"
     NOT_RENDERED = "incremental_branch_not_rendered"  # dbt could not render is_incremental() true
     INTROSPECTIVE = "introspective_macro"  # a macro read the warehouse at compile time and found nothing
+    EXEMPT = "exempt"  # the project exempts the model: `meta: {lineage: {exempt: "why"}}`
 
 
 class RowEffect(str, Enum):

@@ -19,6 +19,9 @@ does not import sqlglot at all.
 ('id', 'name')
 >>> "users" in cat, "orders" in cat
 (True, False)
+>>> cat.add("main.events", ["id"], complete=False)
+>>> cat.is_complete("main.users"), cat.is_complete("events")
+(True, False)
 """
 
 from __future__ import annotations
@@ -217,6 +220,23 @@ def normalize_relation(name: str | exp.Table, dialect: str) -> str:
     return relation_name(relation_parts(name, dialect), dialect)
 
 
+def plain_name(name: str, dialect: str) -> str:
+    """A relation name as OpenLineage names datasets: its parts joined by dots, without the
+    SQL quoting `normalize_relation` adds (quoting is syntax, not part of a name).
+
+    >>> plain_name('"date"."date"', "duckdb"), plain_name("`bq-proj`.dataset.t", "bigquery")
+    ('date.date', 'bq-proj.dataset.t')
+    >>> plain_name("db.[schema].t", "tsql")
+    'db.schema.t'
+    """
+    if not any(q in name for q in '"`['):
+        return name  # nothing quoted: already plain (and no sqlglot needed)
+    try:
+        return ".".join(relation_parts(name, dialect))
+    except SqlError:
+        return name
+
+
 @functools.lru_cache(maxsize=16384)
 def relation_name(parts: tuple[str, ...], dialect: str) -> str:
     """Join normalized relation parts into a dotted name that `relation_parts` reads back.
@@ -279,23 +299,32 @@ class Catalog:
     Wraps ONE sqlglot `MappingSchema` (normalize=True, the catalog's dialect), built once and
     extended with `add`. Relation names are dotted names of 1 to 3 parts; a shorter name matches
     a longer one when its trailing parts are unique (`stg` finds `pipeline.main.stg`).
+
+    A relation's columns are **complete** (every column it has: a model's output, a seed's CSV
+    header, dbt's catalog.json) or **partial** (some of them: a source whose YAML lists a few, a
+    hand-written schema file). Lineage reads a column missing from a complete list as a column
+    that does not exist, and one missing from a partial list as a column the list left out.
+    `complete` gives the default for `tables` and `add`.
     """
 
     def __init__(
         self,
         dialect: str,
         tables: Mapping[str, ColumnSpec] | None = None,
+        *,
+        complete: bool = True,
     ):
         self.dialect = check_dialect(dialect)
         self._schema: MappingSchema | None = None  # built on first use (a warm run never needs it)
         self._depth = 0
         self._tables: dict[tuple[str, ...], tuple[tuple[str, str | None], ...]] = {}
+        self._partial: set[tuple[str, ...]] = set()
         self._suffixes: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
         for relation, columns in (tables or {}).items():
             if isinstance(columns, Mapping):
-                self.add(relation, list(columns.items()))
+                self.add(relation, list(columns.items()), complete=complete)
             else:
-                self.add(relation, [(c, None) for c in columns])
+                self.add(relation, [(c, None) for c in columns], complete=complete)
 
     @property
     def schema(self) -> MappingSchema:
@@ -304,13 +333,19 @@ class Catalog:
             self._rebuild()
         return self._schema
 
-    def add(self, relation: str, columns: Sequence[tuple[str, str | None]]) -> None:
-        """Register (or replace) a relation's columns, in order; a type may be None."""
+    def add(self, relation: str, columns: Sequence[tuple[str, str | None]], *,
+            complete: bool = True) -> None:
+        """Register (or replace) a relation's columns, in order; a type may be None.
+        `complete=False`: the relation may have columns the list leaves out."""
         parts = relation_parts(relation, self.dialect)
         if not 1 <= len(parts) <= 3:
             raise SqlError(f"relation name must have 1 to 3 parts: {relation!r}")
         cols = tuple((normalize_column(name, self.dialect), typ) for name, typ in columns)
         self._tables[parts] = cols
+        if complete:
+            self._partial.discard(parts)
+        else:
+            self._partial.add(parts)
         for i in range(len(parts)):
             self._suffixes.setdefault(parts[i:], set()).add(parts)
         if len(parts) > self._depth:
@@ -373,6 +408,27 @@ class Catalog:
         except SqlError:
             return None
         return None if parts is None else tuple(c for c, _ in self._tables[parts])
+
+    def column_types(self, relation: str | exp.Table | Sequence[str]) -> tuple[tuple[str, str | None], ...] | None:
+        """The relation's (column, type or None) pairs in order, or None when it is unknown."""
+        try:
+            parts = self._resolve_parts(relation)
+        except SqlError:
+            return None
+        return None if parts is None else self._tables[parts]
+
+    def is_complete(self, relation: str | exp.Table | Sequence[str]) -> bool:
+        """Are the relation's columns all known? False for a partial list or an unknown relation."""
+        try:
+            parts = self._resolve_parts(relation)
+        except SqlError:
+            return False
+        return parts is not None and parts not in self._partial
+
+    @property
+    def has_partial(self) -> bool:
+        """Does some relation have a partial column list?"""
+        return bool(self._partial)
 
     def __contains__(self, relation: object) -> bool:
         if not (isinstance(relation, str) or _is_table(relation)):

@@ -36,7 +36,7 @@ from pathlib import Path
 from . import records as r
 from .errors import LineageToolsError, SqlError, UserError
 from .lineage import analyze
-from .sql import Catalog, check_dialect, normalize_relation, parse_statement
+from .sql import Catalog, check_dialect, normalize_relation, parse_statement, plain_name
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ DEFAULT_DIALECT = "duckdb"
 
 # Statement kinds (sqlglot expression keys) that produce rows we can trace; INSERT and CREATE
 # count when they hold a query; UPDATE and MERGE are handed to the engine, which may decline.
-QUERY_KINDS = frozenset({"select", "union", "intersect", "except", "subquery"})
+QUERY_KINDS = frozenset({"select", "union", "intersect", "except", "subquery", "pivot"})  # pivot: DuckDB's statement
 DML_KINDS = frozenset({"update", "merge"})
 
 Columns = tuple[tuple[str, str | None], ...]
@@ -361,7 +361,9 @@ def analyze_text(
         results.append(StatementResult(index, line, kind, lineage))
         if kind == "create" and lineage.target and lineage.columns and "*" not in lineage.columns:
             # a table created here feeds the statements after it
-            catalog.add(lineage.target, [(c, None) for c in lineage.columns])
+            catalog.add(lineage.target, [(c, None) for c in lineage.columns],
+                        complete=not any(_open_output(x) for x in lineage.reasons))
+    results = [dataclasses.replace(st, lineage=_plain_names(st.lineage, dialect)) for st in results]
     if not results:
         if parse_errors:
             raise parse_errors[0]
@@ -369,6 +371,21 @@ def analyze_text(
         raise UserError(f"{path}: no statement to trace (found {kinds}); expected SELECT, "
                         "CREATE TABLE/VIEW ... AS or INSERT ... SELECT")
     return SqlFileLineage(path, dialect, tuple(results), tuple(skipped))
+
+
+def _plain_names(lineage: r.StatementLineage, dialect: str) -> r.StatementLineage:
+    """Relation names as OpenLineage names datasets: plain dotted, without SQL quoting
+    (`"date"."date"` is `date.date`, `` `bq-proj`.ds.t `` is `bq-proj.ds.t`)."""
+    def plain(name: str) -> str:
+        return plain_name(name, dialect)
+
+    return dataclasses.replace(
+        lineage,
+        target=plain(lineage.target) if lineage.target else lineage.target,
+        edges=tuple(dataclasses.replace(e, source=r.ColumnRef(plain(e.source.relation), e.source.column))
+                    for e in lineage.edges),
+        row_influences=tuple(dataclasses.replace(x, relation=plain(x.relation)) for x in lineage.row_influences),
+    )
 
 
 def _declined(lineage: r.StatementLineage) -> bool:
@@ -433,7 +450,8 @@ def _catalog(dialect: str, schema: Mapping, source: str) -> Catalog:
         else:
             tables[name] = list(cols)
     try:
-        return Catalog(dialect, tables)
+        # a schema file may list some of a table's columns: one it leaves out keeps its edge
+        return Catalog(dialect, tables, complete=False)
     except LineageToolsError as err:
         raise UserError(f"schema {source}: {err}") from err
 
@@ -478,7 +496,8 @@ def _analyze_views(
             done[name] = lin
             complete = "*" not in lin.columns  # an unexpanded star: columns unknown
             if lin.columns and complete and (previous is None or previous.columns != lin.columns):
-                catalog.add(name, [(c, None) for c in lin.columns])
+                catalog.add(name, [(c, None) for c in lin.columns],
+                            complete=not any(_open_output(x) for x in lin.reasons))
                 changed = True
         if not changed:
             break
@@ -512,9 +531,11 @@ def compose(
         view = compose(views[view_name], views, dialect, seen | {view_name})
         if view_name not in used:
             used.add(view_name)
+            # (a view's output that may have more columns than it names is its own matter)
+            inherited = [x for x in view.reasons if not _open_output(x)]
             reasons += [dataclasses.replace(x, message=f"view {view_name}: {x.message}", line=None)
-                        for x in view.reasons]
-            if view.status is not r.Status.FULL and status is r.Status.FULL:
+                        for x in inherited]
+            if inherited and view.status is not r.Status.FULL and status is r.Status.FULL:
                 status = r.Status.PARTIAL
         inner = [e for e in view.edges if e.target == edge.source.column]
         if not inner and edge.source.column != "*":
@@ -547,6 +568,11 @@ def compose(
     unique = tuple(dict.fromkeys(edges))
     return dataclasses.replace(lineage, edges=unique, reasons=tuple(dict.fromkeys(reasons)),
                                status=status)
+
+
+def _open_output(reason: r.Reason) -> bool:
+    """The reason a statement gives when its `*` came from a partial column list (column "*")."""
+    return reason.code is r.ReasonCode.UNEXPANDED_STAR and reason.column == "*"
 
 
 def _unknown_relations(lineage: r.StatementLineage) -> list[str]:

@@ -54,9 +54,15 @@ Choices the OpenLineage taxonomy leaves open, as the engine makes them:
 - EXCEPT: values come from the left arm; the right arm's columns are FILTER. INTERSECT: both.
 - `DISTINCT ON` keys are GROUP_BY; ordered aggregates' ORDER BY keys are field-level SORT.
 - A POSITIONAL JOIN pads the shorter side with NULLs: both sides are OUTER_JOIN_OPTIONAL.
-- A column the catalog does not list is not traced (PARTIAL, `unknown_column`); a relation the
-  catalog does not know is traced as written (PARTIAL, `unknown_table`).
-- Recursive CTEs: the recursive step's self-reference is approximated by the base case.
+- A column missing from a complete column list (a model, a seed, catalog.json) resolves to
+  nothing: no edge, `unresolved_column` (a `check` error, with a did-you-mean); one missing from
+  a partial list (a source whose YAML names some columns, a schema file) keeps its edge as
+  written (`unknown_column`); a relation the catalog does not know is traced as written
+  (`unknown_table`). All three are PARTIAL; none is silently shorter.
+- An unaliased expression is named as DuckDB names it (`(a + 1)`, `'completed'`).
+- `unnest` of a list multiplies rows: the list is also a dataset-wide JOIN input; a NULL value
+  an UNPIVOT drops makes the unpivoted columns dataset-wide FILTER inputs.
+- Recursive CTEs: iterated from the base case to a fixpoint (every step the data can take).
 - Under a time budget the row influences already found are kept (an over-approximation).
 
 | Construct | Example SQL | Traced | Rows | Status |

@@ -23,6 +23,11 @@ EXPECTED = {
     ("broken_literal_source_id", "label_source_id", "4", None, 14),
     ("broken_hashed_source_id", "source_id", "4", "raw_users_web", 14),
     ("broken_registry_source_id", "registry_source_id", "4", None, 18),
+    # a PIVOT statement is traced like the PIVOT clause: the labels' provenance is not carried
+    ("broken_pivot_statement", "account_id", "3", "raw_job_search_labels", 5),
+    # lineage errors: what lineage cannot see fails the check, with the file's line
+    ("broken_does_not_parse", None, "lineage", None, 9),
+    ("broken_missing_column", "emial", "lineage", None, 6),
 }
 
 
@@ -43,19 +48,34 @@ def broken_json(broken_project: Path) -> dict:
     return json.loads(proc.stdout)
 
 
+def _errors(data: dict) -> list[dict]:
+    return [f for f in data["findings"] if f["severity"] == "error"]
+
+
 @pytest.mark.dbt
 def test_each_broken_model_gives_exactly_its_finding(broken_json: dict) -> None:
-    got = {(f["model"], f["column"], f["rule"], f["root"], f["line"]) for f in broken_json["findings"]}
+    errors = _errors(broken_json)
+    got = {(f["model"], f["column"], f["rule"], f["root"], f["line"]) for f in errors}
     assert got == EXPECTED
-    assert len(broken_json["findings"]) == len(EXPECTED)
-    assert all(f["severity"] == "error" for f in broken_json["findings"])
+    assert len(errors) == len(EXPECTED)
     assert all(f["path"] == f"models/broken/{f['model']}.sql" for f in broken_json["findings"])
 
 
 @pytest.mark.dbt
 def test_clean_model_and_pipeline_models_give_no_finding(broken_json: dict) -> None:
     models = {f["model"] for f in broken_json["findings"]}
-    assert models == {m for m, *_ in EXPECTED}
+    assert models == {m for m, *_ in EXPECTED} | {"exempt_unparsable"}
+
+
+@pytest.mark.dbt
+def test_an_exempt_model_gives_warnings_that_show_the_exemption(broken_json: dict) -> None:
+    """`meta: {lineage: {exempt: "why"}}` turns the model's lineage errors into warnings and
+    says so; without it the same SQL is an error (broken_does_not_parse)."""
+    found = [f for f in broken_json["findings"] if f["model"] == "exempt_unparsable"]
+    assert {f["severity"] for f in found} == {"warning"}
+    messages = " | ".join(f["message"] for f in found)
+    assert "lineage FAILED (parse_error, line 9)" in messages
+    assert "exempts this model from lineage checks: uses a DuckDB feature the lineage parser lacks" in messages
     # 19 pipeline models + 6 fixtures, all checked
     assert broken_json["models_checked"] >= len(list(FIXTURES.glob("*.sql")))
 
@@ -69,12 +89,29 @@ def test_json_shape(broken_json: dict) -> None:
 
 @pytest.mark.dbt
 def test_messages_name_what_is_lost(broken_json: dict) -> None:
-    by_model = {f["model"]: f["message"] for f in broken_json["findings"]}
+    by_model = {f["model"]: f["message"] for f in _errors(broken_json)}
     assert "is_job_seeker" in by_model["broken_join_drops_label"]
     assert "raw_job_search_labels" in by_model["broken_join_drops_label"]
     assert "masking" in by_model["broken_hashed_source_id"]
     assert "literal" in by_model["broken_literal_source_id"]
     assert "registry" in by_model["broken_registry_source_id"]
+    assert "lineage FAILED (parse_error, line 9)" in by_model["broken_does_not_parse"]
+    assert "emial" in by_model["broken_missing_column"]
+    assert "(did you mean: email?)" in by_model["broken_missing_column"]
+
+
+@pytest.mark.dbt
+def test_text_output_names_each_lineage_error_on_its_own_line(broken_project: Path, broken_json: dict) -> None:
+    proc = run_cli("check", "--select", "broken_does_not_parse broken_missing_column broken_pivot_statement",
+                   "--project-dir", str(broken_project), cwd=broken_project)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 4, proc.stdout  # three findings, one summary line
+    assert lines[-1] == "3 models checked: 3 errors, 0 warnings"
+    by_file = {line.partition(": ")[0]: line for line in lines[:-1]}
+    assert "error [lineage]" in by_file["models/broken/broken_does_not_parse.sql:9"]
+    assert "error [lineage]" in by_file["models/broken/broken_missing_column.sql:6"]
+    assert "error [rule 3]" in by_file["models/broken/broken_pivot_statement.sql:5"]
 
 
 @pytest.mark.dbt
@@ -95,7 +132,7 @@ def test_select_limits_the_check(broken_project: Path, broken_json: dict) -> Non
 def test_github_annotations(broken_project: Path, broken_json: dict) -> None:
     proc = run_cli("check", "--format", "github", "--project-dir", str(broken_project), cwd=broken_project)
     assert proc.returncode == 1
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("::")]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("::error")]
     assert len(lines) == len(EXPECTED)
     assert "::error file=models/broken/broken_join_drops_label.sql,line=18,title=" in proc.stdout
     for line in lines:
@@ -121,3 +158,26 @@ def test_check_unknown_select_is_bad_input(compiled_pipeline: Path) -> None:
     assert proc.returncode == 2
     assert "no_such_model" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.dbt
+def test_trace_of_a_model_whose_lineage_failed_says_so(broken_project: Path, broken_json: dict) -> None:
+    """A parse failure is not a model without columns: trace names the failure and its line."""
+    proc = run_cli("trace", "broken_does_not_parse.email", "--project-dir", str(broken_project),
+                   cwd=broken_project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "lineage FAILED (parse_error, line 9)" in proc.stdout
+    assert "no inputs: a root or a literal" not in proc.stdout
+    proc = run_cli("trace", "broken_does_not_parse.email", "--format", "json",
+                   "--project-dir", str(broken_project), cwd=broken_project)
+    tree = json.loads(proc.stdout)["tree"]
+    assert tree["lineage_failed"].startswith("lineage FAILED (parse_error, line 9): ")
+
+
+@pytest.mark.dbt
+def test_report_names_the_failure_and_its_line(broken_project: Path, broken_json: dict, tmp_path: Path) -> None:
+    proc = run_cli("report", "-o", str(tmp_path), "--project-dir", str(broken_project), cwd=broken_project)
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    markdown = (tmp_path / "lineage.md").read_text()
+    line = next(x for x in markdown.splitlines() if "broken_does_not_parse" in x and "FAILED" in x)
+    assert "parse\\_error" in line and "(line 9)" in line

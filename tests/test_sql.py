@@ -192,3 +192,13 @@ def test_relation_names_round_trip(name, dialect):
     catalog.add(normalized, [("a", None)])
     lineage = analyze(f"select a from {name}", dialect=dialect, catalog=catalog)
     assert {e.source.relation for e in lineage.edges} == {normalized}
+
+
+def test_reasons_come_once_per_code_and_column() -> None:
+    """A column named three times, and an unknown column read five times, give one reason each."""
+    catalog = Catalog("duckdb", {"t": ["a", "b"]})
+    sql = ("select a, b as a, a + 1 as a, z, z + 1 as z1, upper(z) as z2 from t "
+           "where z > 1 and z < 9 group by all having count(z) > 0")
+    result = analyze(sql, dialect="duckdb", catalog=catalog)
+    keys = [(r.code.value, r.column) for r in result.reasons]
+    assert keys == [("duplicate_column", "a"), ("unresolved_column", "z")]

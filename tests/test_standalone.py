@@ -68,3 +68,14 @@ def test_update_is_traced_as_the_insert_it_amounts_to() -> None:
 def test_bad_schema_shape_names_the_key() -> None:
     with pytest.raises(UserError, match="'db.main.users'"):
         standalone.schema_from_mapping({"db": {"main": {"users": [1]}}}, "s.json")
+
+
+def test_pivot_and_unpivot_statements_are_traced() -> None:
+    """DuckDB's PIVOT / UNPIVOT statements are statements of their own: `sql` traces them."""
+    result = standalone.analyze_text(
+        "pivot (select k, b, a from t) on b in ('x', 'y') using max(a) group by k;\n"
+        "unpivot t on a, c into name n value v", schema={"t": ["k", "a", "b", "c"]})
+    first, second = result.statements
+    assert first.lineage.columns == ("k", "x", "y")
+    assert (None, "x", "t", "a", Subtype.AGGREGATION) in field_edges(result)
+    assert second.lineage.columns == ("k", "b", "n", "v")

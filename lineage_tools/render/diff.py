@@ -91,6 +91,9 @@ def model_lines(d: LineageDiff, m: ModelChange, q: Quote) -> list[str]:
     if m.kind == REMOVED:
         lines.append(f"{m.resource_type} {name} was removed")
         return lines
+    if m.failure:  # its columns are unknown, not removed
+        lines.append(f"{name}: {m.failure}; its columns and inputs are unknown, not compared")
+        return lines
     if m.status_before != m.status_after and m.status_before and m.status_after:
         lines.append(f"{name} lineage status {m.status_before.value} -> {m.status_after.value}")
     covered = {c.column for c in m.columns}
@@ -243,6 +246,7 @@ def to_dict(d: LineageDiff) -> dict:
                 "change": m.kind,
                 "status_before": m.status_before.value if m.status_before else None,
                 "status_after": m.status_after.value if m.status_after else None,
+                "lineage_failed": m.failure,
                 "columns_added": list(m.columns_added),
                 "columns_removed": list(m.columns_removed),
                 "columns": [

@@ -60,7 +60,8 @@ def _status_lines(doc: dict[str, Any]) -> list[str]:
         return []
     lines = ["", "#### Models whose lineage is not FULL", ""]
     for n in bad:
-        why = "; ".join(f"{r.get('code')}: {r.get('message')}" for r in n.get("reasons", [])[:3])
+        why = "; ".join(f"{r.get('code')}: {r.get('message')}" + (f" (line {r['line']})" if r.get("line") else "")
+                        for r in n.get("reasons", [])[:3])
         lines.append(f"- {mdtext.code(_label(n))} **{n['status']}**" + (f": {mdtext.text(why)}" if why else ""))
     return lines
 

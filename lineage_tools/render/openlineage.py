@@ -20,6 +20,7 @@ from typing import Any
 from .. import __version__
 from ..graph import DATASET, LineageGraph
 from ..records import GraphEdge, ModelLineage, Node
+from ..sql import plain_name
 
 PRODUCER = f"https://github.com/lineage-tools/lineage-tools/tree/{__version__}"
 SPEC = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
@@ -65,8 +66,9 @@ def _input_fields(graph: LineageGraph, namespace: str, edges: Iterable[GraphEdge
 
 
 def _dataset_name(graph: LineageGraph, uid: str) -> str:
+    """The dataset's plain dotted name (`db.schema.table`, no SQL quoting)."""
     n = graph.nodes.get(uid)
-    return n.relation if n else uid
+    return plain_name(n.relation, graph.project.dialect) if n else uid
 
 
 def _schema(graph: LineageGraph, n: Node) -> dict[str, Any]:
@@ -121,7 +123,7 @@ def event(graph: LineageGraph, ml: ModelLineage, *, namespace: str, event_time: 
         ],
         "outputs": [{
             "namespace": namespace,
-            "name": n.relation,
+            "name": _dataset_name(graph, uid),
             "facets": {
                 "schema": _schema(graph, n),
                 "columnLineage": _facet(COLUMN_LINEAGE_SCHEMA, fields=fields, dataset=dataset_wide),

@@ -44,6 +44,9 @@ def _edge_label(step: TraceStep) -> str:
 
 def _node_label(graph: LineageGraph, node: TraceNode, downstream: bool) -> str:
     text = graph.label(node.column)
+    failure = graph.failure(node.column.relation)
+    if failure and not node.repeated:
+        text += f"  ({failure})"
     if node.repeated:
         text += "  (see above)"
     elif node.is_root:
@@ -122,7 +125,10 @@ def render_text(graph: LineageGraph, tree: TraceNode, *, downstream: bool = Fals
         word = "last consumers" if downstream else "roots"
         lines.append(f"{word}: " + ", ".join(graph.label(c) for c in ends))
     shaped = indirect_summary(graph, tree, downstream=downstream, within=within) if summary else []
-    if not tree.steps:
+    failure = graph.failure(tree.column.relation)
+    if failure and not downstream:
+        lines.append(f"    ({failure}: its inputs are unknown)")
+    elif not tree.steps:
         if summary and shaped:
             lines.append("    (no DIRECT consumers)" if downstream else
                          "    (no DIRECT inputs: a root, a literal, or a value only decided by others)")
@@ -154,6 +160,7 @@ def _tree_dict(graph: LineageGraph, node: TraceNode) -> dict[str, Any]:
         "column": node.column.column or None,
         "is_end": node.is_root,
         "repeated": node.repeated,
+        "lineage_failed": graph.failure(node.column.relation),
         "edges": [
             {
                 "transformations": [
