@@ -1932,7 +1932,7 @@ def _pivot_statement_sql(stmt: exp.Pivot, dialect: str, catalog: Catalog) -> tup
     >>> import sqlglot
     >>> _pivot_statement_sql(sqlglot.parse_one("pivot t on b in ('x') using sum(a) group by k",
     ...                                        read="duckdb"), "duckdb", Catalog("duckdb"))[0]
-    "SELECT * FROM t PIVOT(SUM(a) FOR b IN ('x') GROUP BY k)"
+    "SELECT * FROM (SELECT k, b, a FROM t) PIVOT (SUM(a) FOR b IN ('x'))"
     """
     rel = stmt.this.sql(dialect=dialect)
     ons = list(stmt.expressions)
