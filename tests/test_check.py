@@ -23,6 +23,25 @@ EXPECTED = {
     ("broken_literal_source_id", "label_source_id", "4", None, 14),
     ("broken_hashed_source_id", "source_id", "4", "raw_users_web", 14),
     ("broken_registry_source_id", "registry_source_id", "4", None, 18),
+    # rule 5: a provenance-named column that reads source ids but changes or drops some
+    ("broken_upper_source_id", "source_id", "5", "raw_job_search_labels", 15),
+    ("broken_concat_source_id", "source_id", "5", "raw_job_search_labels", 14),
+    ("broken_string_agg_source_ids", "source_ids", "5", "raw_job_search_labels", 15),
+    ("broken_any_value_source_id", "source_id", "5", "raw_job_search_labels", 14),
+    ("broken_max_source_id", "label_source_id", "5", "raw_job_search_labels", 14),
+    ("broken_first_value_source_id", "source_id", "5", "raw_job_search_labels", 14),
+    ("broken_coalesce_join_source_id", "source_id", "5", "raw_job_search_labels", 19),
+}
+
+# what each rule-5 finding must name: the step that changes the ids
+TRANSFORMATIONS = {
+    "broken_upper_source_id": "upper",
+    "broken_concat_source_id": "||",
+    "broken_string_agg_source_ids": "string_agg",
+    "broken_any_value_source_id": "any_value",
+    "broken_max_source_id": "max",
+    "broken_first_value_source_id": "first_value",
+    "broken_coalesce_join_source_id": "coalesce",
 }
 
 
@@ -75,6 +94,9 @@ def test_messages_name_what_is_lost(broken_json: dict) -> None:
     assert "masking" in by_model["broken_hashed_source_id"]
     assert "literal" in by_model["broken_literal_source_id"]
     assert "registry" in by_model["broken_registry_source_id"]
+    for model, step in TRANSFORMATIONS.items():
+        assert step in by_model[model], (model, by_model[model])
+        assert "not provenance" in by_model[model]
 
 
 @pytest.mark.dbt
