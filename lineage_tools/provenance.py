@@ -8,12 +8,19 @@ Terms (see docs/provenance.md):
 * a **root** is a seed or source with a `source_id` column; the registry (`meta: {provenance:
   registry}`) is not a root;
 * a **provenance column** of a model is one whose DIRECT lineage reaches a root's `source_id`
-  through non-masking edges only (kept as is, or collected / merged into a list). Lineage
-  decides, not names; names (`source_id`, `*_source_id`, `source_ids`, `*_source_ids`) only
-  trigger rule 4 when such a column is not provenance.
+  through steps that keep the ids as they are: the id carried unchanged, a collection of ids
+  (list, distinct list, union of lists), or a source mask (the encode step, unions of masks,
+  the decode step back to a list); `sql.provenance_view` tells those steps from the rest. A
+  column that reads a source id through any other step (a string function, a concatenation,
+  an aggregate keeping one value, a `coalesce` keeping one side) is not provenance: rule 5
+  when it is named like provenance. Lineage decides, not names; names (`source_id`,
+  `*_source_id`, `source_ids`, `*_source_ids`, `source_mask`, `*_source_mask`) only trigger
+  rules 4 and 5 when such a column is not provenance.
 
 >>> is_provenance_name("label_source_id"), is_provenance_name("source_ids"), is_provenance_name("sources")
 (True, True, False)
+>>> is_provenance_name("user_source_mask")
+True
 """
 
 from __future__ import annotations
@@ -30,16 +37,19 @@ from pathlib import Path
 
 from .errors import LineageToolsError, UnknownNodeError, UserError, WarehouseError
 from .graph import LineageGraph
+from .sql import ValueStep
 from .records import ColumnRef, EdgeType, Finding, ModelLineage, Node, ProjectLineage, Status, Subtype
 from . import registry as reg
 from . import warehouse as wh
 
 log = logging.getLogger(__name__)
 
-PROVENANCE_NAME_RE = re.compile(r"^(?:.+_)?source_ids?$", re.I)
+PROVENANCE_NAME_RE = re.compile(r"^(?:.+_)?source_(?:ids?|mask)$", re.I)
 SOURCE_ID = "source_id"
+SOURCE_BIT = "source_bit"  # the registry column giving each source its bit in source masks
 RULE_COVERAGE = "3"  # every value's origin is recorded
 RULE_NAMING = "4"  # a provenance-named column must be provenance
+RULE_UNCHANGED = "5"  # a provenance-named column holds the ids unchanged (or a collection of them)
 RULE_LINEAGE = "lineage"  # lineage is incomplete: the rules cannot be checked
 MODEL_TYPES = ("model", "snapshot")
 
@@ -51,6 +61,16 @@ def is_provenance_name(column: str) -> bool:
 
 # =============================================================================================
 # Provenance columns, from lineage
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """A model's DIRECT edges that keep source ids unchanged (None: all of them, as when the
+    lineage comes without SQL), and the steps of its SQL that change the values they read."""
+
+    preserved: frozenset[tuple[str, ColumnRef]] | None
+    steps: tuple[ValueStep, ...] = ()
+    error: str | None = None
 
 
 class Provenance:
@@ -67,17 +87,25 @@ class Provenance:
             sid = next((c for c in graph.columns(node.unique_id) if c.lower() == SOURCE_ID), None)
             if sid is not None:
                 self.roots[node.unique_id] = sid
+        self._reach: dict[ColumnRef, frozenset[ColumnRef]] = {}
         self._prov: dict[ColumnRef, frozenset[ColumnRef]] = {}
         self._list: dict[ColumnRef, bool] = {}
+        self._views: dict[str, ModelView] = {}
+        self._relation_ids: dict[str, str] | None = None
 
     # ---- per column ------------------------------------------------------------------------
 
     def unmasked_roots(self, col: ColumnRef) -> frozenset[ColumnRef]:
-        """Root columns reached from `col` through DIRECT, non-masking edges only."""
-        return self._unmasked(col, set())
+        """Root columns reached from `col` through DIRECT, non-masking edges, whatever the steps."""
+        return self._roots(col, set(), self._reach, False)
 
-    def _unmasked(self, col: ColumnRef, active: set[ColumnRef]) -> frozenset[ColumnRef]:
-        hit = self._prov.get(col)
+    def kept_roots(self, col: ColumnRef) -> frozenset[ColumnRef]:
+        """Root columns whose values reach `col` unchanged or collected (see `ModelView`)."""
+        return self._roots(col, set(), self._prov, True)
+
+    def _roots(self, col: ColumnRef, active: set[ColumnRef], memo: dict[ColumnRef, frozenset[ColumnRef]],
+               kept: bool) -> frozenset[ColumnRef]:
+        hit = memo.get(col)
         if hit is not None:
             return hit
         if self.graph.is_root(col.relation):
@@ -86,19 +114,33 @@ class Provenance:
             active.add(col)
             found: set[ColumnRef] = set()
             for e in self.graph.upstream_edges(col, {EdgeType.DIRECT}):
-                if not e.masking and e.source not in active:
-                    found |= self._unmasked(e.source, active)
+                if e.masking or e.source in active:
+                    continue
+                if kept and not self._preserves(col, e):
+                    continue
+                found |= self._roots(e.source, active, memo, kept)
             active.discard(col)
             result = frozenset(found)
-        self._prov[col] = result
+        memo[col] = result
         return result
+
+    def _preserves(self, col: ColumnRef, e) -> bool:
+        """Does this DIRECT edge into `col` pass the source's values on unchanged?"""
+        if e.subtype == Subtype.IDENTITY:
+            return True
+        view = self.view(col.relation)
+        return view.preserved is None or (col.column, e.source) in view.preserved
+
+    def _sid_roots(self, refs: Iterable[ColumnRef]) -> frozenset[str]:
+        return frozenset(r.relation for r in refs if self.roots.get(r.relation, "\0").lower() == r.column.lower())
 
     def provenance_roots(self, col: ColumnRef) -> frozenset[str]:
         """The roots whose `source_id` this column carries (empty: not provenance)."""
-        return frozenset(
-            r.relation for r in self.unmasked_roots(col)
-            if self.roots.get(r.relation, "\0").lower() == r.column.lower()
-        )
+        return self._sid_roots(self.kept_roots(col))
+
+    def changed_roots(self, col: ColumnRef) -> frozenset[str]:
+        """Roots whose `source_id` this column reads through a step that changes or drops ids."""
+        return self._sid_roots(self.unmasked_roots(col)) - self.provenance_roots(col)
 
     def is_provenance(self, col: ColumnRef) -> bool:
         return bool(self.provenance_roots(col))
@@ -125,11 +167,81 @@ class Provenance:
 
     # ---- per model -------------------------------------------------------------------------
 
+    def view(self, uid: str) -> ModelView:
+        """Which DIRECT edges of model `uid` keep source ids unchanged, from its SQL's provenance
+        view (`sql.provenance_view`, analysed like the model). Computed once per model, and only
+        for models whose lineage has a step other than IDENTITY into some column."""
+        hit = self._views.get(uid)
+        if hit is None:
+            hit = self._views[uid] = self._model_view(uid)
+        return hit
+
+    def _model_view(self, uid: str) -> ModelView:
+        ml = self.graph.models.get(uid)
+        node = ml.node if ml is not None else None
+        if node is None or node.language != "sql" or not node.compiled_sql or ml.status == Status.FAILED:
+            return ModelView(None)
+        from dataclasses import replace as _replace
+
+        from . import sql as sqlmod
+        from .errors import SqlError
+        from .project import EPHEMERAL_PREFIX, analyze_node
+
+        dialect = self.project.dialect
+        registry = self.graph.nodes[self.registry].relation if self.registry in self.graph.nodes else None
+        try:
+            view = sqlmod.provenance_view(node.compiled_sql, dialect, registry)
+        except SqlError as err:
+            return ModelView(frozenset(), (), f"its SQL cannot be read for provenance: {err}")
+        if self._relation_ids is None:
+            self._relation_ids = {}
+            for n in self.project.nodes:
+                self._relation_ids.setdefault(n.relation, n.unique_id)
+        catalog = sqlmod.Catalog(dialect)
+        opaque: dict[str, str] = {}
+        for dep in node.depends_on:
+            dn = self.graph.nodes.get(dep)
+            if dn is None:
+                continue
+            declared = dict(dn.columns)
+            cols = [(c, declared.get(c)) for c in self.graph.columns(dep) if c != "*"]
+            if cols:
+                catalog.add(dn.relation, cols)
+            if dn.materialized == "ephemeral":
+                opaque[f"{EPHEMERAL_PREFIX}{dn.identifier}"] = dn.relation
+                opaque[f"{EPHEMERAL_PREFIX}{dn.name}"] = dn.relation
+        lineage = analyze_node(_replace(node, compiled_sql=view.sql, incremental_sql=None), catalog, dialect,
+                               relation_ids=self._relation_ids, opaque_ctes=opaque or None).lineage
+        if lineage.status == Status.FAILED:
+            why = "; ".join(r.message for r in lineage.reasons) or "no lineage"
+            return ModelView(frozenset(), view.steps, f"its provenance view has no lineage ({why})")
+        preserved = frozenset((e.target, e.source) for e in lineage.edges
+                              if e.target is not None and e.type == EdgeType.DIRECT and not e.masking)
+        return ModelView(preserved, view.steps)
+
+    def changing_step(self, col: ColumnRef) -> ValueStep | None:
+        """The step of `col`'s model that changes the source ids it reads, when one is found."""
+        steps = self.view(col.relation).steps
+        if not steps:
+            return None
+        names = {SOURCE_ID, col.column.lower()}
+        ml = self.graph.models.get(col.relation)
+        if ml is not None:
+            for dep in ml.node.depends_on:
+                names |= {c.lower() for c in self.provenance_columns(dep)} if dep in self.graph.models else set()
+        hits = [s for s in steps if names & set(s.columns)]
+        return (hits or list(steps))[0]
+
     def columns(self, uid: str) -> tuple[str, ...]:
         return self.graph.columns(uid)
 
     def provenance_columns(self, uid: str) -> tuple[str, ...]:
         return tuple(c for c in self.columns(uid) if self.is_provenance(ColumnRef(uid, c)))
+
+    def changed_columns(self, uid: str) -> tuple[str, ...]:
+        """Columns named like provenance that read source ids through a changing step (rule 5)."""
+        return tuple(c for c in self.columns(uid)
+                     if is_provenance_name(c) and self.changed_roots(ColumnRef(uid, c)))
 
     def carried(self, uid: str) -> frozenset[str]:
         """Roots whose provenance some column of `uid` carries."""

@@ -530,3 +530,211 @@ def transpile(sql: str, read: str, write: str) -> str:
         raise SqlError(f"cannot translate {read} SQL to {write}: {err}") from err
     except RecursionError as err:
         raise SqlError("statement too deeply nested to translate") from err
+
+
+# --------------------------------------------------------------------------------------------
+# The provenance view of a statement (provenance.py decides what a provenance column is)
+
+@dataclass(frozen=True)
+class ValueStep:
+    """A step of a SELECT item that changes or drops the values it reads (`upper(x)`,
+    `max(x)`, `coalesce(a, b)`), as `provenance_view` marked it."""
+
+    sql: str  # the step's SQL, shortened
+    line: int | None  # 1-based line in the statement
+    columns: tuple[str, ...]  # the names of the columns it reads, lower case
+
+
+@dataclass(frozen=True)
+class ProvenanceView:
+    """A statement rewritten so that lineage tells provenance-preserving paths from the rest:
+    every value-changing step is wrapped in `md5(...)` (so its edges come out masking), and the
+    encode / decode steps of source masks are replaced by what they encode or decode."""
+
+    sql: str
+    steps: tuple[ValueStep, ...]
+
+
+# Aggregates and row functions that keep the values they read, as a collection: a list of
+# them, a list's elements, a union of lists or of source masks. sqlglot class names.
+_COLLECTING = ("ArrayAgg", "ArrayUniqueAgg", "BitwiseOrAgg")
+_PRESERVING = ("Array", "ArraySort", "SortArray", "ArrayDistinct", "Flatten", "ArrayConcat", "ArrayUnion",
+               "ArrayCompact", "Explode", "ExplodeOuter", "Unnest", "BitwiseOr", "Alias", "Paren", "Distinct")
+_POSITION_NAMES = frozenset({"list_position", "array_position", "list_indexof", "array_indexof"})
+_ERROR_NAMES = frozenset({"error", "raise_error"})
+_ID_TYPES = frozenset({"TEXT", "VARCHAR", "CHAR", "NCHAR", "NVARCHAR", "STRING", "BPCHAR", "NAME",
+                       "BIGINT", "UBIGINT", "INT", "UINT", "HUGEINT", "UHUGEINT", "INT128"})
+
+
+@functools.lru_cache(maxsize=1)
+def _classes(names: tuple[str, ...]) -> tuple[type, ...]:
+    from sqlglot import exp
+
+    return tuple(getattr(exp, n) for n in names if hasattr(exp, n))
+
+
+def provenance_view(sql: str, dialect: str, registry: str | None = None) -> ProvenanceView:
+    """The provenance view of one statement (see `ProvenanceView`): in every SELECT item (of
+    every CTE, subquery and union branch), a step is kept when it passes the source ids it reads
+    on unchanged: a column, a cast to a text or integer type, a collecting aggregate (`list`,
+    `array_agg`, `collect_list` / `collect_set`, `bit_or`, also over a window), list functions
+    that sort, de-duplicate, flatten, concatenate or unnest, a `coalesce` with constants, `|`;
+    the encode step of a source mask (`1 << (list_position(<registry ids>, id) - 1)`, with a
+    `case when id is null`) stands for `id` and the decode step (`list_transform(list_filter(
+    <registry rows>, r -> (mask >> r.bit) & 1 = 1), r -> r.id)`) for `mask`, where `<registry ...>`
+    is a scalar subquery over the relation `registry` (a normalized name). Any other step that
+    reads a column (a string function, `||`, an aggregate keeping one value, `coalesce` of two
+    columns, `case`) is wrapped in `md5(...)` and listed in `steps`. Raises `SqlError`.
+
+    >>> v = provenance_view("select upper(s) as s, list(distinct s) as l from t", "duckdb")
+    >>> v.sql
+    'SELECT MD5(UPPER(s)) AS s, ARRAY_AGG(DISTINCT s) AS l FROM t'
+    >>> [(s.sql, s.columns) for s in v.steps]
+    [('upper(s)', ('s',))]
+    """
+    from sqlglot import exp
+
+    dialect = check_dialect(dialect)
+    statement = parse_statement(sql, dialect)
+    steps: list[ValueStep] = []
+
+    def is_registry(node: exp.Expr) -> bool:
+        if registry is None or not isinstance(node, exp.Subquery) or not isinstance(node.this, exp.Select):
+            return False
+        select = node.this
+        tables = list(select.find_all(exp.Table))
+        return (len(tables) == 1 and not select.args.get("joins")
+                and normalize_relation(tables[0], dialect) == registry)
+
+    def columns(node: exp.Expr) -> list[exp.Column]:
+        """Columns read by `node`, outside registry subqueries and error calls."""
+        out, stack = [], [node]
+        while stack:
+            cur = stack.pop()
+            if isinstance(cur, exp.Column):
+                out.append(cur)
+                continue
+            if is_registry(cur) or (isinstance(cur, exp.Anonymous) and cur.name.lower() in _ERROR_NAMES):
+                continue
+            stack.extend(cur.iter_expressions())
+        return out
+
+    def wrap(node: exp.Expr) -> exp.Expr:
+        cols = columns(node)
+        line = next((c.this.meta.get("line") for c in cols if isinstance(c.this, exp.Expr) and c.this.meta.get("line")), None)
+        text = node.sql(dialect=dialect, normalize_functions="lower")
+        steps.append(ValueStep(text if len(text) <= 80 else text[:77] + "...", line,
+                               tuple(dict.fromkeys(c.name.lower() for c in cols))))
+        return exp.MD5(this=node)
+
+    def strip(node: exp.Expr) -> exp.Expr:
+        """`x` of `(x)`, `x - 1`, `nullif(x, 0)`, `coalesce(x, error(...))`."""
+        while True:
+            if isinstance(node, exp.Paren):
+                node = node.this
+            elif isinstance(node, (exp.Sub, exp.Nullif)) and not columns(node.expression):
+                node = node.this
+            elif isinstance(node, exp.Coalesce) and node.expressions and not any(columns(e) for e in node.expressions):
+                node = node.this
+            else:
+                return node
+
+    def encoded(node: exp.Expr) -> exp.Expr | None:
+        """The id of an encode step `1 << position(<registry ids>, id) - 1`, else None."""
+        if isinstance(node, exp.BitwiseLeftShift) and not columns(node.this):
+            pos = strip(node.expression)
+        elif isinstance(node, exp.Anonymous) and node.name.lower() == "shiftleft" and len(node.expressions) == 2 \
+                and not columns(node.expressions[0]):
+            pos = strip(node.expressions[1])
+        else:
+            return None
+        if isinstance(pos, exp.ArrayPosition):
+            args = [pos.this, pos.expression]
+        elif isinstance(pos, exp.Anonymous) and pos.name.lower() in _POSITION_NAMES:
+            args = list(pos.expressions)
+        else:
+            return None
+        return args[1] if len(args) == 2 and is_registry(args[0]) else None
+
+    def decoded(node: exp.Expr) -> exp.Expr | None:
+        """The mask of a decode step `transform(filter(<registry rows>, r -> (mask >> r.bit) & 1 = 1), r -> r.id)`."""
+        if not isinstance(node, exp.Transform) or not isinstance(node.this, exp.ArrayFilter):
+            return None
+        if not is_registry(node.this.this) or not isinstance(node.this.expression, exp.Lambda):
+            return None
+        for shift in node.this.expression.find_all(exp.BitwiseRightShift):
+            if columns(shift.this):
+                return shift.this
+        return None
+
+    def null_guard(node: exp.Case) -> exp.Expr | None:
+        """`default` of `case when x is null then <constant> else default end` (x read by default)."""
+        default = node.args.get("default")
+        if default is None or not node.args.get("ifs"):
+            return None
+        used = {c.sql() for c in columns(default)}
+        for branch in node.args["ifs"]:
+            cond = branch.this
+            if not (isinstance(cond, exp.Is) and isinstance(cond.expression, exp.Null)):
+                return None
+            if columns(branch.args.get("true")) or not {c.sql() for c in columns(cond.this)} <= used:
+                return None
+        return default
+
+    def view(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column) or not columns(node):
+            return node
+        inner = encoded(node)
+        if inner is None:
+            inner = decoded(node)
+        if inner is None and isinstance(node, exp.Case):
+            inner = null_guard(node)
+        if inner is not None:
+            return view(inner)
+        if isinstance(node, (exp.Cast, exp.TryCast)):
+            to = node.to
+            base = to.expressions[0] if to.is_type(exp.DataType.Type.ARRAY) and to.expressions else to
+            if isinstance(base, exp.DataType) and base.this.name in _ID_TYPES:
+                node.set("this", view(node.this))
+                return node
+            return wrap(node)
+        if isinstance(node, exp.Coalesce):
+            varying = [a for a in [node.this, *node.expressions] if columns(a)]
+            return view(varying[0]) if len(varying) == 1 else wrap(node)
+        if isinstance(node, exp.Window):
+            agg = node.this
+            if isinstance(agg, _classes(_COLLECTING)):
+                node.set("this", view(agg))
+                return node
+            return wrap(node)
+        if isinstance(node, exp.Filter):  # aggregate FILTER (WHERE ...): the condition is no value
+            node.set("this", view(node.this))
+            return node
+        if isinstance(node, exp.Order):  # list(x ORDER BY y)
+            node.set("this", view(node.this))
+            return node
+        if isinstance(node, exp.ArrayFilter):  # list_filter(list, lambda): the lambda is a condition
+            node.set("this", view(node.this))
+            return node
+        if isinstance(node, _classes(_COLLECTING + _PRESERVING)):
+            for key, value in list(node.args.items()):
+                if isinstance(value, exp.Expr):
+                    node.set(key, view(value))
+                elif isinstance(value, list):
+                    node.set(key, [view(v) if isinstance(v, exp.Expr) else v for v in value])
+            return node
+        return wrap(node)
+
+    for select in list(statement.find_all(exp.Select)):
+        if is_registry(select.parent):
+            continue  # the registry's own columns: not provenance, not a value of the rows
+        select.set("expressions", [view(e) for e in select.expressions])
+        for star in select.find_all(exp.Star):
+            replaced = star.args.get("replace")
+            if replaced:
+                star.set("replace", [view(e) for e in replaced])
+    try:
+        text = statement.sql(dialect=dialect)
+    except RecursionError as err:
+        raise SqlError("statement too deeply nested to rewrite") from err
+    return ProvenanceView(text, tuple(steps))
