@@ -192,7 +192,7 @@ class Provenance:
         try:
             view = sqlmod.provenance_view(node.compiled_sql, dialect, registry)
         except SqlError as err:
-            return ModelView(frozenset(), (), f"its SQL cannot be read for provenance: {err}")
+            return ModelView(None, (), f"its SQL cannot be rewritten ({err})")
         if self._relation_ids is None:
             self._relation_ids = {}
             for n in self.project.nodes:
@@ -214,10 +214,15 @@ class Provenance:
                                relation_ids=self._relation_ids, opaque_ctes=opaque or None).lineage
         if lineage.status == Status.FAILED:
             why = "; ".join(r.message for r in lineage.reasons) or "no lineage"
-            return ModelView(frozenset(), view.steps, f"its provenance view has no lineage ({why})")
+            return ModelView(None, view.steps, f"the rewritten SQL has no lineage ({why})")
         preserved = frozenset((e.target, e.source) for e in lineage.edges
                               if e.target is not None and e.type == EdgeType.DIRECT and not e.masking)
         return ModelView(preserved, view.steps)
+
+    def view_error(self, uid: str) -> str | None:
+        """Why the model's provenance view could not be computed (only if it was needed)."""
+        hit = self._views.get(uid)
+        return hit.error if hit is not None else None
 
     def changing_step(self, col: ColumnRef) -> ValueStep | None:
         """The step of `col`'s model that changes the source ids it reads, when one is found."""
@@ -254,7 +259,7 @@ class Provenance:
 
 
 # =============================================================================================
-# check: contract rules 3 and 4
+# check: contract rules 3, 4 and 5
 
 
 @dataclass(frozen=True)
@@ -272,7 +277,7 @@ def _name(graph: LineageGraph, uid: str) -> str:
 
 
 def check_model(prov: Provenance, ml: ModelLineage) -> list[Finding]:
-    """Rules 3 and 4 on one model."""
+    """Rules 3, 4 and 5 on one model."""
     graph, node = prov.graph, ml.node
     uid, name, path = node.unique_id, node.name, node.original_file_path
     lines = dict(ml.lineage.column_lines)
@@ -293,11 +298,35 @@ def check_model(prov: Provenance, ml: ModelLineage) -> list[Finding]:
     for c in provenance:
         covered |= prov.provenance_roots(ColumnRef(uid, c))
     reported_roots: set[str] = set()
+    view_error = prov.view_error(uid)
+    if view_error:
+        out.append(Finding(name, None, RULE_LINEAGE, f"{name}: cannot tell whether its provenance columns keep "
+                           f"source ids unchanged (rule 5): {view_error}", "error", None, path, None))
+    # rule 5: named like provenance, reads source ids, but changes or drops some of them
+    for c in cols:
+        if not is_provenance_name(c):
+            continue
+        ref = ColumnRef(uid, c)
+        changed = prov.changed_roots(ref)
+        if not changed:
+            continue
+        root = _name(graph, sorted(changed)[0])
+        step = prov.changing_step(ref)
+        how = f"`{step.sql}`" + (f" (line {step.line})" if step.line else "") if step else "a step that changes them"
+        out.append(Finding(
+            name, c, RULE_UNCHANGED,
+            f"{name}.{c} is named like provenance but is not provenance: it reads {root}.{SOURCE_ID} through "
+            f"{how}, which changes or drops source ids; a provenance column holds the ids as they are, a "
+            "collection of them or their source mask (collect_sources / merge_sources / source_list)",
+            "error", root, path, lines.get(c)))
+        reported_roots |= changed - covered
     # rule 4: named like provenance, but not provenance
     for c in cols:
         if not is_provenance_name(c) or c in provenance:
             continue
         ref = ColumnRef(uid, c)
+        if prov.changed_roots(ref):
+            continue  # rule 5 above
         direct = graph.roots(ref)
         reaches = prov.value_roots(ref)
         sid_reached = [r for r in direct if prov.roots.get(r.relation, "\0").lower() == r.column.lower()]
@@ -340,7 +369,7 @@ def check_model(prov: Provenance, ml: ModelLineage) -> list[Finding]:
 
 
 def check(graph: LineageGraph, select: Collection[str] | None = None) -> CheckResult:
-    """Check rules 3 and 4 on every model (or the unique_ids in `select`)."""
+    """Check rules 3, 4 and 5 on every model (or the unique_ids in `select`)."""
     prov = Provenance(graph)
     findings: list[Finding] = []
     n = 0
@@ -369,10 +398,11 @@ class ModelImpact:
     columns: tuple[str, ...]
     reason: str
     relation: str
-    provenance_columns: tuple[tuple[str, bool], ...] = ()  # (column, holds a list)
+    provenance_columns: tuple[tuple[str, str], ...] = ()  # (column, what it holds: warehouse.holds_of_type)
     materialized: str | None = None
     tainted_rows: int | None = None
     total_rows: int | None = None
+    unreadable_columns: tuple[str, ...] = ()  # provenance-named columns whose source ids cannot be read
 
 
 @dataclass(frozen=True)
@@ -386,6 +416,7 @@ class Impact:
     note: str | None = None
     dialect: str = "duckdb"
     root_rows: tuple[tuple[str, int], ...] = ()  # tainted rows per holding root, when counted
+    source_bits: tuple[tuple[str, int], ...] = ()  # each source's bit in source masks (registry)
 
     def model(self, name: str) -> ModelImpact | None:
         return next((m for m in self.models if m.model == name), None)
@@ -534,7 +565,14 @@ def _modes(prov: Provenance, reached: dict[str, set[str]], order: Sequence[str])
                     if not reason.startswith("upstream: "):
                         reason = "upstream: " + reason
             if not reason and root not in carried:
-                reason = f"{node.name} does not carry the provenance of {graph.display_name(root)}"
+                changed = [c for c in prov.changed_columns(uid) if root in prov.changed_roots(ColumnRef(uid, c))]
+                if changed:
+                    step = prov.changing_step(ColumnRef(uid, changed[0]))
+                    reason = (f"{node.name}.{changed[0]} holds source ids changed by "
+                              f"`{step.sql if step else 'a transformation'}`: not provenance, so its rows "
+                              f"of {graph.display_name(root)} cannot be told apart")
+                else:
+                    reason = f"{node.name} does not carry the provenance of {graph.display_name(root)}"
             bad[(uid, root)] = reason
     out: dict[str, tuple[str, str]] = {}
     for uid, roots in reached.items():
@@ -550,17 +588,32 @@ def _modes(prov: Provenance, reached: dict[str, set[str]], order: Sequence[str])
     return out
 
 
-def _static_is_list(prov: Provenance, node: Node, column: str) -> bool:
-    """List or scalar, without a warehouse: the declared type if any, else the lineage guess."""
+def _static_holds(prov: Provenance, node: Node, column: str) -> str:
+    """What a provenance column holds (`warehouse.holds_of_type`), without a warehouse: the
+    declared type if any, else the name (`*source_mask`, `*source_ids`, `*source_id`), else the
+    lineage guess (aggregated: a list)."""
     declared = dict(node.columns).get(column)
-    if declared:
-        return wh.is_list_type("", declared)
+    holds = wh.holds_of_type("", declared) if declared else None
+    if holds:
+        return holds
     low = column.lower()
+    if low.endswith("source_mask"):
+        return wh.MASK
     if low.endswith("source_ids"):
-        return True
+        return wh.LIST
     if low.endswith("source_id"):
-        return False
-    return prov.is_list(ColumnRef(node.unique_id, column))
+        return wh.ID
+    return wh.LIST if prov.is_list(ColumnRef(node.unique_id, column)) else wh.ID
+
+
+def registry_bits(registry: reg.Registry) -> dict[str, int]:
+    """Each source's bit in source masks: the registry's `source_bit` column (none without it)."""
+    bits: dict[str, int] = {}
+    for s in registry.sources:
+        value = (s.get(SOURCE_BIT) or "").strip()
+        if value.isdigit():
+            bits[s.source_id] = int(value)
+    return bits
 
 
 def _affected_columns(prov: Provenance, uid: str, holding: set[str]) -> tuple[str, ...]:
@@ -619,7 +672,8 @@ def impact(
     warehouse is built); otherwise, or when it is not built, the answer is static.
     """
     project = graph.project
-    _, ids = _ids_or_raise(project, env, source_ids)
+    registry, ids = _ids_or_raise(project, env, source_ids)
+    bits = registry_bits(registry)
     prov = Provenance(graph)
     nodes = {n.unique_id: n for n in project.nodes}
     candidates: dict[str, bool | None] = {
@@ -637,7 +691,7 @@ def impact(
             for uid in order if uid in reached_all and nodes[uid].materialized != "ephemeral"
         ]
         try:
-            counts = wh.count_rows(env.dbt, project.dialect, rels, ids)
+            counts = wh.count_rows(env.dbt, project.dialect, rels, ids, bits)
         except WarehouseError as err:
             note = f"rows were not counted: {err}"
             counts = None
@@ -663,18 +717,29 @@ def impact(
             continue
         node = nodes[uid]
         mode, reason = modes[uid]
-        if counts is not None and uid in counts.list_columns:
-            pcols = tuple((c, c in counts.list_columns[uid]) for c in prov.provenance_columns(uid))
+        if counts is not None and uid in counts.holds:
+            held = counts.holds[uid]
+            pcols = tuple((c, held.get(c) or _static_holds(prov, node, c)) for c in prov.provenance_columns(uid))
         else:
-            pcols = tuple((c, _static_is_list(prov, node, c)) for c in prov.provenance_columns(uid))
+            pcols = tuple((c, _static_holds(prov, node, c)) for c in prov.provenance_columns(uid))
+        unreadable = tuple(dict.fromkeys([
+            *(c for c in prov.changed_columns(uid) if prov.changed_roots(ColumnRef(uid, c)) & reached[uid]),
+            *((counts.unreadable.get(uid, ())) if counts else ())]))
         rc = counts.rows.get(uid) if counts else None
+        for c in unreadable:
+            if f"{node.name}.{c} " in reason:
+                continue
+            step = prov.changing_step(ColumnRef(uid, c)) if prov.changed_roots(ColumnRef(uid, c)) else None
+            reason += (f"; {node.name}.{c} holds source ids changed by `{step.sql}`: not provenance, its rows "
+                       "cannot be counted" if step else f"; {node.name}.{c} cannot be read: its rows cannot be counted")
         models.append(ModelImpact(
             unique_id=uid, model=node.name, mode=mode,
             columns=_affected_columns(prov, uid, set(reached[uid])),
             reason=reason, relation=node.relation, provenance_columns=pcols,
             materialized=node.materialized,
-            tainted_rows=rc.tainted_rows if rc else None,
+            tainted_rows=rc.tainted_rows if rc and not unreadable else None,
             total_rows=rc.total_rows if rc else None,
+            unreadable_columns=unreadable,
         ))
     names = [m.model for m in models]
     argv = rebuild_argv(env, names, ids) if names else ()
@@ -692,6 +757,7 @@ def impact(
         note=note,
         dialect=project.dialect,
         root_rows=root_rows,
+        source_bits=tuple(sorted(bits.items())),
     )
 
 
@@ -706,7 +772,8 @@ def clean_rows_sql(imp: Impact, m: ModelImpact, *, any_mode: bool = False) -> st
         return None
     if not m.provenance_columns:
         return f"select * from {_quote_relation(imp.dialect, m.relation)}" if any_mode else None
-    preds = [wh.contains_any(imp.dialect, c, is_list, imp.source_ids) for c, is_list in m.provenance_columns]
+    bits = dict(imp.source_bits)
+    preds = [wh.contains_any(imp.dialect, c, holds, imp.source_ids, bits) for c, holds in m.provenance_columns]
     return f"select * from {_quote_relation(imp.dialect, m.relation)} where not ({' or '.join(preds)})"
 
 
@@ -740,11 +807,35 @@ class QuarantineResult:
 
 
 def _totals(env: Env, project: ProjectLineage, prov: Provenance, uids: Sequence[str],
-            ids: Sequence[str]) -> wh.Counts:
+            ids: Sequence[str], bits: dict[str, int] | None = None) -> wh.Counts:
     nodes = {n.unique_id: n for n in project.nodes}
     rels = [wh.Relation(u, _ref(nodes[u]), nodes[u].schema, nodes[u].identifier, prov.provenance_columns(u))
             for u in uids if nodes[u].materialized != "ephemeral"]
-    return wh.count_rows(env.dbt, project.dialect, rels, ids)
+    return wh.count_rows(env.dbt, project.dialect, rels, ids, bits)
+
+
+def _unreadable_message(prov: Provenance, imp: Impact, after: wh.Counts) -> str | None:
+    """Why the proof cannot say how many rows are left, naming each column it cannot read."""
+    changed: list[str] = []
+    steps: list[str] = []
+    typed: list[str] = []
+    for m in imp.models:
+        for c in m.unreadable_columns:
+            ref = ColumnRef(m.unique_id, c)
+            if prov.changed_roots(ref):
+                changed.append(f"{m.model}.{c}")
+                step = prov.changing_step(ref)
+                if step and f"`{step.sql}`" not in steps:
+                    steps.append(f"`{step.sql}`")
+        typed += [f"{m.model}.{c}" for c in after.unreadable.get(m.unique_id, ()) if f"{m.model}.{c}" not in changed]
+    parts = []
+    if changed:
+        parts.append(f"{', '.join(changed)} hold{'s' if len(changed) == 1 else ''} source ids changed by "
+                     f"{', '.join(steps) or 'a transformation'}: not provenance, so the rows "
+                     f"{'it holds' if len(changed) == 1 else 'they hold'} cannot be read (check, rule 5)")
+    if typed:
+        parts.append(f"{', '.join(typed)} cannot be read: no source ids in a column of that type")
+    return "; ".join(parts) or None
 
 
 def set_sources(
@@ -788,7 +879,8 @@ def set_sources(
         return QuarantineResult(action, ids, pending, tuple(ModelRows(m, None, None) for m in affected),
                                 None, True, commands, note)
     prov = Provenance(graph)
-    before = _totals(env, project, prov, uids, ids) if uids else wh.Counts({}, False)
+    bits = registry_bits(registry)
+    before = _totals(env, project, prov, uids, ids, bits) if uids else wh.Counts({}, False)
     if uids and not before.built:
         raise WarehouseError(f"cannot {action}: the warehouse is not built (run `dbt build` first)")
     changed = reg.set_status(registry.path, ids, status, reason)
@@ -802,14 +894,18 @@ def set_sources(
     # the proof covers every model with a provenance column, not only the ones lineage reaches
     every = [m.node.unique_id for m in project.models
              if m.node.resource_type in MODEL_TYPES and prov.provenance_columns(m.node.unique_id)]
-    after = _totals(env, project, prov, list(dict.fromkeys([*uids, *every])), ids)
+    after = _totals(env, project, prov, list(dict.fromkeys([*uids, *every])), ids, bits)
     rows = tuple(
         ModelRows(m.model, before.rows[m.unique_id].total_rows if m.unique_id in before.rows else None,
                   after.rows[m.unique_id].total_rows if m.unique_id in after.rows else None)
         for m in imp.models
     )
     remaining = sum((c.tainted_rows or 0) for c in after.rows.values())
-    result = QuarantineResult(action, ids, changed, rows, remaining, False, commands, note)
-    if quarantine and remaining:
-        raise RebuildError(f"{remaining} row(s) still carry {', '.join(ids)} after the rebuild")
+    unreadable = _unreadable_message(prov, imp, after)
+    result = QuarantineResult(action, ids, changed, rows, None if unreadable else remaining, False, commands,
+                              f"{note}; {unreadable}" if note and unreadable else (unreadable or note))
+    if quarantine and (remaining or unreadable):
+        left = f"{remaining} row(s) still carry {', '.join(ids)} after the rebuild" if remaining else ""
+        proof = f"cannot prove that no row of {', '.join(ids)} is left: {unreadable}" if unreadable else ""
+        raise RebuildError("; ".join(x for x in (left, proof) if x))
     return result
