@@ -100,7 +100,8 @@ class Provenance:
         return self._roots(col, set(), self._reach, False)
 
     def kept_roots(self, col: ColumnRef) -> frozenset[ColumnRef]:
-        """Root columns whose values reach `col` unchanged or collected (see `ModelView`)."""
+        """Root `source_id` columns whose ids reach `col` unchanged or collected (see
+        `ModelView`). A model's provenance view is computed only for edges that carry ids."""
         return self._roots(col, set(), self._prov, True)
 
     def _roots(self, col: ColumnRef, active: set[ColumnRef], memo: dict[ColumnRef, frozenset[ColumnRef]],
@@ -109,14 +110,14 @@ class Provenance:
         if hit is not None:
             return hit
         if self.graph.is_root(col.relation):
-            result = frozenset((col,)) if col.column else frozenset()
+            result = frozenset((col,)) if col.column and (not kept or self._sid_roots((col,))) else frozenset()
         else:
             active.add(col)
             found: set[ColumnRef] = set()
             for e in self.graph.upstream_edges(col, {EdgeType.DIRECT}):
                 if e.masking or e.source in active:
                     continue
-                if kept and not self._preserves(col, e):
+                if kept and (not self._sid_roots(self.unmasked_roots(e.source)) or not self._preserves(col, e)):
                     continue
                 found |= self._roots(e.source, active, memo, kept)
             active.discard(col)

@@ -560,6 +560,7 @@ class ProvenanceView:
 _COLLECTING = ("ArrayAgg", "ArrayUniqueAgg", "BitwiseOrAgg")
 _PRESERVING = ("Array", "ArraySort", "SortArray", "ArrayDistinct", "Flatten", "ArrayConcat", "ArrayUnion",
                "ArrayCompact", "Explode", "ExplodeOuter", "Unnest", "BitwiseOr", "Alias", "Paren", "Distinct")
+_DECODE_ROOTS = ("Transform", "SortArray", "ArraySort")  # the outermost call of a decode step
 _POSITION_NAMES = frozenset({"list_position", "array_position", "list_indexof", "array_indexof"})
 _ERROR_NAMES = frozenset({"error", "raise_error"})
 _ID_TYPES = frozenset({"TEXT", "VARCHAR", "CHAR", "NCHAR", "NVARCHAR", "STRING", "BPCHAR", "NAME",
@@ -581,8 +582,9 @@ def provenance_view(sql: str, dialect: str, registry: str | None = None) -> Prov
     that sort, de-duplicate, flatten, concatenate or unnest, a `coalesce` with constants, `|`;
     the encode step of a source mask (`1 << (list_position(<registry ids>, id) - 1)`, with a
     `case when id is null`) stands for `id` and the decode step (`list_transform(list_filter(
-    <registry rows>, r -> (mask >> r.bit) & 1 = 1), r -> r.id)`) for `mask`, where `<registry ...>`
-    is a scalar subquery over the relation `registry` (a normalized name). Any other step that
+    <registry rows>, r -> (mask >> r.bit) & 1 = 1), r -> r.id)`, or a list of the registry's ids
+    picked by `mask >> bit`) for `mask`, where `<registry ...>` is a scalar subquery over the
+    relation `registry` (a normalized name). Any other step that
     reads a column (a string function, `||`, an aggregate keeping one value, `coalesce` of two
     columns, `case`) is wrapped in `md5(...)` and listed in `steps`. Raises `SqlError`.
 
@@ -657,15 +659,24 @@ def provenance_view(sql: str, dialect: str, registry: str | None = None) -> Prov
         return args[1] if len(args) == 2 and is_registry(args[0]) else None
 
     def decoded(node: exp.Expr) -> exp.Expr | None:
-        """The mask of a decode step `transform(filter(<registry rows>, r -> (mask >> r.bit) & 1 = 1), r -> r.id)`."""
-        if not isinstance(node, exp.Transform) or not isinstance(node.this, exp.ArrayFilter):
+        """The mask of a decode step: a list built from registry subqueries where the only
+        other column read is one mask, each time as `mask >> bit` (DuckDB `list_transform(
+        list_filter(<registry rows>, r -> (mask >> r.bit) & 1 = 1), r -> r.id)`, Spark
+        `sort_array(array_except(array(case when (shiftright(mask, 0) & 1) = 1 then element_at(
+        <ids by bit>, 1) end, ...), array(null)))`)."""
+        if not isinstance(node, _classes(_DECODE_ROOTS)):
             return None
-        if not is_registry(node.this.this) or not isinstance(node.this.expression, exp.Lambda):
+        if not any(is_registry(s) for s in node.find_all(exp.Subquery)):
             return None
-        for shift in node.this.expression.find_all(exp.BitwiseRightShift):
-            if columns(shift.this):
-                return shift.this
-        return None
+        shifts = [s for s in node.find_all(exp.BitwiseRightShift, exp.Anonymous)
+                  if isinstance(s, exp.BitwiseRightShift)
+                  or (s.name.lower() == "shiftright" and len(s.expressions) == 2)]
+        masks = [s.this if isinstance(s, exp.BitwiseRightShift) else s.expressions[0] for s in shifts]
+        masks = [m for m in masks if columns(m)]
+        if not masks or len({m.sql() for m in masks}) != 1:
+            return None
+        inside = {id(c) for m in masks for c in columns(m)}
+        return masks[0] if all(id(c) in inside for c in columns(node)) else None
 
     def null_guard(node: exp.Case) -> exp.Expr | None:
         """`default` of `case when x is null then <constant> else default end` (x read by default)."""

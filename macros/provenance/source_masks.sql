@@ -28,15 +28,7 @@
 {%- endmacro %}
 
 
-{# source_bits_by_id(): the registry as a list of {source_id, source_bit}, sorted by source_id. #}
-{% macro source_bits_by_id() -%}
-  {{ return(adapter.dispatch('source_bits_by_id', 'provenance_pipeline')()) }}
-{%- endmacro %}
-
-{% macro default__source_bits_by_id() -%}
-  {{ provenance_pipeline.no_adapter_version('source_bits_by_id') }}
-{%- endmacro %}
-
+{# duckdb__source_bits_by_id(): the registry as a list of {source_id, source_bit}, sorted by id (source_list). #}
 {% macro duckdb__source_bits_by_id() -%}
   (select list({'source_id': source_id, 'source_bit': source_bit} order by source_id) from {{ ref('data_sources') }})
 {%- endmacro %}
@@ -99,7 +91,7 @@
 {%- endmacro %}
 
 {% macro duckdb__source_list(mask) -%}
-  list_transform(list_filter({{ provenance_pipeline.source_bits_by_id() }}, lambda registered: (({{ mask }} >> registered.source_bit) & 1) = 1), lambda registered: registered.source_id)
+  list_transform(list_filter({{ provenance_pipeline.duckdb__source_bits_by_id() }}, lambda registered: (({{ mask }} >> registered.source_bit) & 1) = 1), lambda registered: registered.source_id)
 {%- endmacro %}
 
 

@@ -23,19 +23,25 @@
 {%- endmacro %}
 
 
-{% macro spark__source_bits_by_id() -%}
-  (select array_sort(collect_list(struct(source_id, source_bit))) from {{ ref('data_sources') }})
-{%- endmacro %}
-
-
 {# array_position is 1-based and 0 when absent: nullif turns "absent" into the error. #}
 {% macro spark__encode_source(column) -%}
   case when {{ column }} is null then {{ provenance_pipeline.empty_source_mask() }} else shiftleft(cast(1 as bigint), coalesce(nullif(array_position({{ provenance_pipeline.source_ids_by_bit() }}, {{ column }}), 0) - 1, raise_error(concat('provenance: source id "', {{ column }}, '" is not in the registry data_sources')))) end
 {%- endmacro %}
 
 
+{#
+  Spark rejects a subquery inside a higher-order function (`filter`, `transform`, even
+  `array_sort`), so the decode step is written without one: for each possible bit (0-62), the
+  registry's id of that bit when the mask has it (`element_at` of the ids by bit; Spark computes
+  the identical subqueries once), then NULLs removed and the ids sorted (`sort_array`).
+#}
 {% macro spark__source_list(mask) -%}
-  transform(filter({{ provenance_pipeline.source_bits_by_id() }}, registered -> (shiftright({{ mask }}, registered.source_bit) & 1) = 1), registered -> registered.source_id)
+  {%- set ids = provenance_pipeline.source_ids_by_bit() -%}
+  sort_array(array_except(array(
+  {%- for bit in range(63) %}
+    case when (shiftright({{ mask }}, {{ bit }}) & 1) = 1 then element_at({{ ids }}, {{ bit + 1 }}) end{{ ',' if not loop.last }}
+  {%- endfor %}
+  ), array(cast(null as string))))
 {%- endmacro %}
 
 
