@@ -26,6 +26,8 @@ True
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import io
 import json
 import logging
@@ -38,7 +40,7 @@ from pathlib import Path
 from .errors import LineageToolsError, UnknownNodeError, UserError, WarehouseError
 from .graph import LineageGraph
 from .sql import ValueStep
-from .records import ColumnRef, EdgeType, Finding, ModelLineage, Node, ProjectLineage, Status, Subtype
+from .records import ColumnRef, EdgeType, Finding, ModelLineage, Node, ProjectLineage, StatementLineage, Status, Subtype
 from . import registry as reg
 from . import warehouse as wh
 
@@ -66,11 +68,20 @@ def is_provenance_name(column: str) -> bool:
 @dataclass(frozen=True)
 class ModelView:
     """A model's DIRECT edges that keep source ids unchanged (None: all of them, as when the
-    lineage comes without SQL), and the steps of its SQL that change the values they read."""
+    lineage comes without SQL), and the steps of its SQL that change the values they read
+    (None: not computed yet, see `Provenance.steps`)."""
 
     preserved: frozenset[tuple[str, ColumnRef]] | None
-    steps: tuple[ValueStep, ...] = ()
+    steps: tuple[ValueStep, ...] | None = ()
     error: str | None = None
+
+    @functools.cached_property
+    def sources(self) -> dict[str, tuple[ColumnRef, ...]]:
+        """Output column -> the input columns whose source ids reach it unchanged."""
+        out: dict[str, list[ColumnRef]] = {}
+        for target, source in sorted(self.preserved or ()):
+            out.setdefault(target, []).append(source)
+        return {k: tuple(v) for k, v in out.items()}
 
 
 class Provenance:
@@ -92,6 +103,7 @@ class Provenance:
         self._list: dict[ColumnRef, bool] = {}
         self._views: dict[str, ModelView] = {}
         self._relation_ids: dict[str, str] | None = None
+        self._cache: object = None  # the lineage cache of the project's target folder, on first use
 
     # ---- per column ------------------------------------------------------------------------
 
@@ -114,23 +126,34 @@ class Provenance:
         else:
             active.add(col)
             found: set[ColumnRef] = set()
-            for e in self.graph.upstream_edges(col, {EdgeType.DIRECT}):
-                if e.masking or e.source in active:
-                    continue
-                if kept and (not self._sid_roots(self.unmasked_roots(e.source)) or not self._preserves(col, e)):
-                    continue
-                found |= self._roots(e.source, active, memo, kept)
+            if kept:
+                sources = self._kept_sources(col)
+            else:
+                sources = tuple(e.source for e in self.graph.upstream_edges(col, {EdgeType.DIRECT}) if not e.masking)
+            for source in sources:
+                if source not in active:
+                    found |= self._roots(source, active, memo, kept)
             active.discard(col)
             result = frozenset(found)
         memo[col] = result
         return result
 
-    def _preserves(self, col: ColumnRef, e) -> bool:
-        """Does this DIRECT edge into `col` pass the source's values on unchanged?"""
-        if e.subtype == Subtype.IDENTITY:
-            return True
+    def _kept_sources(self, col: ColumnRef) -> tuple[ColumnRef, ...]:
+        """The input columns whose source ids reach `col` unchanged. A column fed only by
+        IDENTITY edges keeps what it reads; otherwise, when some input that carries source ids
+        feeds it (DIRECT, or INDIRECT: a decode step may read a mask only in its conditions),
+        the model's provenance view decides."""
+        carrying = [e for e in self.graph.upstream_edges(col)
+                    if e.target.column == col.column and not (e.type == EdgeType.DIRECT and e.masking)
+                    and self._sid_roots(self.unmasked_roots(e.source))]
+        if not carrying:
+            return ()
+        if all(e.subtype == Subtype.IDENTITY for e in carrying):
+            return tuple(e.source for e in carrying)
         view = self.view(col.relation)
-        return view.preserved is None or (col.column, e.source) in view.preserved
+        if view.preserved is None:  # no SQL to read (hand-made lineage) or a view error (reported)
+            return tuple(e.source for e in carrying if e.type == EdgeType.DIRECT)
+        return view.sources.get(col.column, ())
 
     def _sid_roots(self, refs: Iterable[ColumnRef]) -> frozenset[str]:
         return frozenset(r.relation for r in refs if self.roots.get(r.relation, "\0").lower() == r.column.lower())
@@ -189,36 +212,78 @@ class Provenance:
         from .project import EPHEMERAL_PREFIX, analyze_node
 
         dialect = self.project.dialect
-        registry = self.graph.nodes[self.registry].relation if self.registry in self.graph.nodes else None
-        try:
-            view = sqlmod.provenance_view(node.compiled_sql, dialect, registry)
-        except SqlError as err:
-            return ModelView(None, (), f"its SQL cannot be rewritten ({err})")
+        registry = self._registry_relation()
         if self._relation_ids is None:
             self._relation_ids = {}
             for n in self.project.nodes:
                 self._relation_ids.setdefault(n.relation, n.unique_id)
-        catalog = sqlmod.Catalog(dialect)
+        inputs: list[tuple[str, list[tuple[str, str | None]]]] = []
         opaque: dict[str, str] = {}
         for dep in node.depends_on:
             dn = self.graph.nodes.get(dep)
             if dn is None:
                 continue
             declared = dict(dn.columns)
-            cols = [(c, declared.get(c)) for c in self.graph.columns(dep) if c != "*"]
-            if cols:
-                catalog.add(dn.relation, cols)
+            inputs.append((dn.relation, [(c, declared.get(c)) for c in self.graph.columns(dep) if c != "*"]))
             if dn.materialized == "ephemeral":
                 opaque[f"{EPHEMERAL_PREFIX}{dn.identifier}"] = dn.relation
                 opaque[f"{EPHEMERAL_PREFIX}{dn.name}"] = dn.relation
+        cache, key = self._view_cache(), None
+        if cache is not None:
+            key = hashlib.sha256(json.dumps(
+                ["provenance_view", 1, cache.version, dialect, registry, node.compiled_sql, inputs,
+                 sorted(opaque.items()), sorted((r, u) for r, u in self._relation_ids.items()
+                                                if r in {i[0] for i in inputs})],
+                separators=(",", ":")).encode()).hexdigest()
+            hit = cache.get(key)
+            if hit is not None:
+                return ModelView(frozenset((e.target, e.source) for e in hit.edges), None)
+        try:
+            view = sqlmod.provenance_view(node.compiled_sql, dialect, registry)
+        except SqlError as err:
+            return ModelView(None, (), f"its SQL cannot be rewritten ({err})")
+        catalog = sqlmod.Catalog(dialect)
+        for relation, cols in inputs:
+            if cols:
+                catalog.add(relation, cols)
         lineage = analyze_node(_replace(node, compiled_sql=view.sql, incremental_sql=None), catalog, dialect,
                                relation_ids=self._relation_ids, opaque_ctes=opaque or None).lineage
         if lineage.status == Status.FAILED:
             why = "; ".join(r.message for r in lineage.reasons) or "no lineage"
             return ModelView(None, view.steps, f"the rewritten SQL has no lineage ({why})")
-        preserved = frozenset((e.target, e.source) for e in lineage.edges
-                              if e.target is not None and e.type == EdgeType.DIRECT and not e.masking)
-        return ModelView(preserved, view.steps)
+        kept = tuple(e for e in lineage.edges
+                     if e.target is not None and e.type == EdgeType.DIRECT and not e.masking)
+        if cache is not None and key is not None:
+            cache.put(key, StatementLineage(columns=(), edges=kept))
+        return ModelView(frozenset((e.target, e.source) for e in kept), view.steps)
+
+    def _registry_relation(self) -> str | None:
+        return self.graph.nodes[self.registry].relation if self.registry in self.graph.nodes else None
+
+    def _view_cache(self):
+        """The project's lineage cache (`cache.LineageCache`), where provenance views are kept
+        beside the lineage of each model (their keys start from "provenance_view")."""
+        if self._cache is None:
+            from .cache import LineageCache
+
+            path = self.project.manifest_path
+            self._cache = LineageCache.for_target(Path(path).parent) if path else False
+        return self._cache or None
+
+    def steps(self, uid: str) -> tuple[ValueStep, ...]:
+        """The value-changing steps of a model's SQL (parsed again when the view came from the cache)."""
+        view = self.view(uid)
+        if view.steps is None:
+            from . import sql as sqlmod
+            from .errors import SqlError
+
+            node = self.graph.models[uid].node
+            try:
+                steps = sqlmod.provenance_view(node.compiled_sql, self.project.dialect, self._registry_relation()).steps
+            except SqlError:
+                steps = ()
+            view = self._views[uid] = replace(view, steps=steps)
+        return view.steps
 
     def view_error(self, uid: str) -> str | None:
         """Why the model's provenance view could not be computed (only if it was needed)."""
@@ -227,7 +292,7 @@ class Provenance:
 
     def changing_step(self, col: ColumnRef) -> ValueStep | None:
         """The step of `col`'s model that changes the source ids it reads, when one is found."""
-        steps = self.view(col.relation).steps
+        steps = self.steps(col.relation)
         if not steps:
             return None
         names = {SOURCE_ID, col.column.lower()}

@@ -66,14 +66,15 @@
   ids and source masks) merged into one source mask. NULLs count as no source.
 #}
 {% macro merge_sources(scalars=[], masks=[]) -%}
+  {%- if not scalars and not masks -%}{{ exceptions.raise_compiler_error('merge_sources() needs at least one column') }}{%- endif -%}
   {{ return(adapter.dispatch('merge_sources', 'provenance_pipeline')(scalars, masks)) }}
 {%- endmacro %}
 
+{# Portable: `|` of the encoded ids and the masks (every engine here has `|` on integers). #}
 {% macro default__merge_sources(scalars, masks) -%}
   {%- set parts = [] -%}
   {%- for s in scalars -%}{%- do parts.append(provenance_pipeline.encode_source(s)) -%}{%- endfor -%}
   {%- for m in masks -%}{%- do parts.append('coalesce(' ~ m ~ ', ' ~ provenance_pipeline.empty_source_mask() ~ ')') -%}{%- endfor -%}
-  {%- if not parts -%}{{ exceptions.raise_compiler_error('merge_sources() needs at least one column') }}{%- endif -%}
   ({{ parts | join(' | ') }})
 {%- endmacro %}
 
