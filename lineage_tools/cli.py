@@ -344,7 +344,7 @@ def check_command(
     profiles_dir: ProfilesDir = None,
     target: Target = None,
 ) -> int:
-    """Check the provenance contract (rules 3 and 4) on every model, from lineage alone."""
+    """Check the provenance contract (rules 3, 4 and 5) on every model, from lineage alone."""
     from .provenance import Env, check, load_graph
     from .render import provenance as render
 

@@ -378,7 +378,7 @@ def check_model(prov: Provenance, ml: ModelLineage) -> list[Finding]:
             continue
         root = _name(graph, sorted(changed)[0])
         step = prov.changing_step(ref)
-        how = f"`{step.sql}`" + (f" (line {step.line})" if step.line else "") if step else "a step that changes them"
+        how = f"`{step.sql}`" if step else "a step that changes them"
         out.append(Finding(
             name, c, RULE_UNCHANGED,
             f"{name}.{c} is named like provenance but is not provenance: it reads {root}.{SOURCE_ID} through "

@@ -540,7 +540,7 @@ class ValueStep:
     """A step of a SELECT item that changes or drops the values it reads (`upper(x)`,
     `max(x)`, `coalesce(a, b)`), as `provenance_view` marked it."""
 
-    sql: str  # the step's SQL, shortened
+    sql: str  # the statement's line where the step reads its first column, shortened
     line: int | None  # 1-based line in the statement
     columns: tuple[str, ...]  # the names of the columns it reads, lower case
 
@@ -591,14 +591,15 @@ def provenance_view(sql: str, dialect: str, registry: str | None = None) -> Prov
     >>> v = provenance_view("select upper(s) as s, list(distinct s) as l from t", "duckdb")
     >>> v.sql
     'SELECT MD5(UPPER(s)) AS s, ARRAY_AGG(DISTINCT s) AS l FROM t'
-    >>> [(s.sql, s.columns) for s in v.steps]
-    [('upper(s)', ('s',))]
+    >>> [(s.sql, s.line, s.columns) for s in v.steps]
+    [('select upper(s) as s, list(distinct s) as l from t', 1, ('s',))]
     """
     from sqlglot import exp
 
     dialect = check_dialect(dialect)
     statement = parse_statement(sql, dialect)
     steps: list[ValueStep] = []
+    lines = sql.splitlines()
 
     def is_registry(node: exp.Expr) -> bool:
         if registry is None or not isinstance(node, exp.Subquery) or not isinstance(node.this, exp.Select):
@@ -624,7 +625,8 @@ def provenance_view(sql: str, dialect: str, registry: str | None = None) -> Prov
     def wrap(node: exp.Expr) -> exp.Expr:
         cols = columns(node)
         line = next((c.this.meta.get("line") for c in cols if isinstance(c.this, exp.Expr) and c.this.meta.get("line")), None)
-        text = node.sql(dialect=dialect, normalize_functions="lower")
+        # the text as written (sqlglot would respell some functions: string_agg as listagg)
+        text = lines[line - 1].strip() if line and line <= len(lines) else node.sql(dialect=dialect)
         steps.append(ValueStep(text if len(text) <= 80 else text[:77] + "...", line,
                                tuple(dict.fromkeys(c.name.lower() for c in cols))))
         return exp.MD5(this=node)
@@ -695,6 +697,10 @@ def provenance_view(sql: str, dialect: str, registry: str | None = None) -> Prov
     def view(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column) or not columns(node):
             return node
+        if isinstance(node, exp.Star):  # `* REPLACE (expr AS name)`: each replacement is an item
+            if node.args.get("replace"):
+                node.set("replace", [view(e) for e in node.args["replace"]])
+            return node
         inner = encoded(node)
         if inner is None:
             inner = decoded(node)
@@ -740,10 +746,6 @@ def provenance_view(sql: str, dialect: str, registry: str | None = None) -> Prov
         if is_registry(select.parent):
             continue  # the registry's own columns: not provenance, not a value of the rows
         select.set("expressions", [view(e) for e in select.expressions])
-        for star in select.find_all(exp.Star):
-            replaced = star.args.get("replace")
-            if replaced:
-                star.set("replace", [view(e) for e in replaced])
     try:
         text = statement.sql(dialect=dialect)
     except RecursionError as err:
