@@ -485,7 +485,8 @@ def _to_duckdb(node: exp.Expr) -> exp.Expr:
     """What sqlglot leaves untranslated from Spark / Hive to DuckDB, rewritten where the
     equivalent is exact: ``pmod(a, b)`` -> ``((a % b) + b) % b``; ``conv(x, 16, 10)`` (hex text to
     decimal text, at most 16 hex digits: NULL on overflow where Spark saturates) ->
-    ``CAST(TRY_CAST('0x' || x AS UBIGINT) AS TEXT)``; ``reverse`` of a list -> ``list_reverse``.
+    ``CAST(TRY_CAST('0x' || x AS UBIGINT) AS TEXT)``; ``reverse`` of a list -> ``list_reverse``;
+    ``raise_error(msg)`` -> ``error(msg)``.
     Other ``conv`` bases stay as written (DuckDB then names ``conv`` as unknown)."""
     from sqlglot import exp
 
@@ -495,6 +496,8 @@ def _to_duckdb(node: exp.Expr) -> exp.Expr:
         a, b = (exp.paren(x, copy=False) if isinstance(x, exp.Binary) else x for x in args)
         inner = exp.Add(this=exp.paren(exp.Mod(this=a, expression=b)), expression=b.copy())
         return exp.paren(exp.Mod(this=exp.paren(inner), expression=b.copy()))
+    if name == "raise_error" and len(args) == 1:  # Spark's raise_error(msg) is DuckDB's error(msg)
+        return exp.Anonymous(this="ERROR", expressions=[args[0]])
     if name == "conv" and len(args) == 3 and (_int_literal(args[1]), _int_literal(args[2])) == (16, 10):
         hex_text = exp.DPipe(this=exp.Literal.string("0x"), expression=args[0])
         number = exp.TryCast(this=hex_text, to=exp.DataType.build("UBIGINT", dialect="duckdb"))
@@ -560,7 +563,6 @@ class ProvenanceView:
 _COLLECTING = ("ArrayAgg", "ArrayUniqueAgg", "BitwiseOrAgg")
 _PRESERVING = ("Array", "ArraySort", "SortArray", "ArrayDistinct", "Flatten", "ArrayConcat", "ArrayUnion",
                "ArrayCompact", "Explode", "ExplodeOuter", "Unnest", "BitwiseOr", "Alias", "Paren", "Distinct")
-_DECODE_ROOTS = ("Transform", "SortArray", "ArraySort")  # the outermost call of a decode step
 _POSITION_NAMES = frozenset({"list_position", "array_position", "list_indexof", "array_indexof"})
 _ERROR_NAMES = frozenset({"error", "raise_error"})
 _ID_TYPES = frozenset({"TEXT", "VARCHAR", "CHAR", "NCHAR", "NVARCHAR", "STRING", "BPCHAR", "NAME",
@@ -581,10 +583,9 @@ def provenance_view(sql: str, dialect: str, registry: str | None = None) -> Prov
     `array_agg`, `collect_list` / `collect_set`, `bit_or`, also over a window), list functions
     that sort, de-duplicate, flatten, concatenate or unnest, a `coalesce` with constants, `|`;
     the encode step of a source mask (`1 << (list_position(<registry ids>, id) - 1)`, with a
-    `case when id is null`) stands for `id` and the decode step (`list_transform(list_filter(
-    <registry rows>, r -> (mask >> r.bit) & 1 = 1), r -> r.id)`, or a list of the registry's ids
-    picked by `mask >> bit`) for `mask`, where `<registry ...>` is a scalar subquery over the
-    relation `registry` (a normalized name). Any other step that
+    `case when id is null`) stands for `id` and the decode step (a subquery listing the
+    registry's ids where `(mask >> source_bit) & 1 = 1`) for `mask`, where `<registry ids>` and
+    the decode step are scalar subqueries over the relation `registry` (a normalized name). Any other step that
     reads a column (a string function, `||`, an aggregate keeping one value, `coalesce` of two
     columns, `case`) is wrapped in `md5(...)` and listed in `steps`. Raises `SqlError`.
 
@@ -601,13 +602,28 @@ def provenance_view(sql: str, dialect: str, registry: str | None = None) -> Prov
     steps: list[ValueStep] = []
     lines = sql.splitlines()
 
-    def is_registry(node: exp.Expr) -> bool:
+    def over_registry(node: exp.Expr) -> bool:
+        """A scalar subquery that reads the registry alone."""
         if registry is None or not isinstance(node, exp.Subquery) or not isinstance(node.this, exp.Select):
             return False
         select = node.this
         tables = list(select.find_all(exp.Table))
         return (len(tables) == 1 and not select.args.get("joins")
                 and normalize_relation(tables[0], dialect) == registry)
+
+    def shifted(node: exp.Expr) -> list[exp.Expr]:
+        """What `node` shifts right (`x >> n`, `shiftright(x, n)`): the masks it reads bits of."""
+        out = []
+        for s in node.find_all(exp.BitwiseRightShift, exp.Anonymous):
+            if isinstance(s, exp.BitwiseRightShift):
+                out.append(s.this)
+            elif s.name.lower() == "shiftright" and len(s.expressions) == 2:
+                out.append(s.expressions[0])
+        return out
+
+    def is_registry(node: exp.Expr) -> bool:
+        """A registry subquery that gives constants (ids by bit): none of the row's values."""
+        return over_registry(node) and not (node.this.args.get("where") and shifted(node.this.args["where"]))
 
     def columns(node: exp.Expr) -> list[exp.Column]:
         """Columns read by `node`, outside registry subqueries and error calls."""
@@ -661,24 +677,18 @@ def provenance_view(sql: str, dialect: str, registry: str | None = None) -> Prov
         return args[1] if len(args) == 2 and is_registry(args[0]) else None
 
     def decoded(node: exp.Expr) -> exp.Expr | None:
-        """The mask of a decode step: a list built from registry subqueries where the only
-        other column read is one mask, each time as `mask >> bit` (DuckDB `list_transform(
-        list_filter(<registry rows>, r -> (mask >> r.bit) & 1 = 1), r -> r.id)`, Spark
-        `sort_array(array_except(array(case when (shiftright(mask, 0) & 1) = 1 then element_at(
-        <ids by bit>, 1) end, ...), array(null)))`)."""
-        if not isinstance(node, _classes(_DECODE_ROOTS)):
+        """The mask of a decode step: a subquery over the registry alone, correlated with one
+        mask through its WHERE (`(select list(r.source_id order by r.source_id) from <registry>
+        as r where ((mask >> r.source_bit) & 1) = 1)`, Spark `sort_array(collect_list(...))`,
+        `shiftright`)."""
+        if not over_registry(node) or not node.this.args.get("where"):
             return None
-        if not any(is_registry(s) for s in node.find_all(exp.Subquery)):
+        masks = shifted(node.this.args["where"])
+        alias = node.this.args["from_"].this.alias_or_name if node.this.args.get("from_") else ""
+        if len(masks) != 1:
             return None
-        shifts = [s for s in node.find_all(exp.BitwiseRightShift, exp.Anonymous)
-                  if isinstance(s, exp.BitwiseRightShift)
-                  or (s.name.lower() == "shiftright" and len(s.expressions) == 2)]
-        masks = [s.this if isinstance(s, exp.BitwiseRightShift) else s.expressions[0] for s in shifts]
-        masks = [m for m in masks if columns(m)]
-        if not masks or len({m.sql() for m in masks}) != 1:
-            return None
-        inside = {id(c) for m in masks for c in columns(m)}
-        return masks[0] if all(id(c) in inside for c in columns(node)) else None
+        outer = [c for c in masks[0].find_all(exp.Column) if c.table != alias]  # the row's mask
+        return masks[0] if outer else None
 
     def null_guard(node: exp.Case) -> exp.Expr | None:
         """`default` of `case when x is null then <constant> else default end` (x read by default)."""

@@ -228,9 +228,9 @@ MODELS = {
         rows: int_users_despammed aggregate window
         rows: data_sources scalar_subquery
     """,
-    # features + label per user; coalesce(x, 0) both passes and decides; source_list(mask) keeps
-    # the registry's ids (a scalar subquery: a list of {source_id, source_bit} ordered by id) whose
-    # bit the mask has: the mask TRANSFORMATION, the registry's columns as values
+    # features + label per user; coalesce(x, 0) both passes and decides; source_list(mask) lists
+    # the registry's ids whose bit the mask has (a scalar subquery correlated with the mask): the
+    # ids are the registry's values, the mask filters them (`check` reads it as provenance)
     "training_examples": """
         user_id <- int_users_merged.user_id IDENTITY
         country_code <- int_users_merged.country_code IDENTITY
@@ -246,18 +246,18 @@ MODELS = {
         is_job_seeker <- int_labels_resolved.is_job_seeker IDENTITY
         label_agreement <- int_labels_resolved.vote_agreement IDENTITY
         split <- int_users_merged.user_id CONDITIONAL !
-        source_ids <- int_users_merged.source_mask TRANSFORMATION
-        merge_source_ids <- int_users_merged.merge_source_mask TRANSFORMATION
-        event_source_ids <- int_user_activity.event_source_mask TRANSFORMATION
-        label_source_ids <- int_labels_resolved.label_source_mask TRANSFORMATION
-        source_ids <- data_sources.source_id AGGREGATION SORT
-        source_ids <- data_sources.source_bit AGGREGATION
-        merge_source_ids <- data_sources.source_id AGGREGATION SORT
-        merge_source_ids <- data_sources.source_bit AGGREGATION
-        event_source_ids <- data_sources.source_id AGGREGATION SORT
-        event_source_ids <- data_sources.source_bit AGGREGATION
-        label_source_ids <- data_sources.source_id AGGREGATION SORT
-        label_source_ids <- data_sources.source_bit AGGREGATION
+        source_ids <- int_users_merged.source_mask FILTER
+        merge_source_ids <- int_users_merged.merge_source_mask FILTER
+        event_source_ids <- int_user_activity.event_source_mask FILTER
+        label_source_ids <- int_labels_resolved.label_source_mask FILTER
+        source_ids <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        source_ids <- data_sources.source_bit FILTER
+        merge_source_ids <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        merge_source_ids <- data_sources.source_bit FILTER
+        event_source_ids <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        event_source_ids <- data_sources.source_bit FILTER
+        label_source_ids <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        label_source_ids <- data_sources.source_bit FILTER
         * <- int_users_merged.user_id JOIN
         * <- int_labels_resolved.user_id JOIN
         * <- int_user_activity.user_id JOIN
@@ -280,15 +280,15 @@ MODELS = {
         cost_usd <- data_sources.cost_usd TRANSFORMATION
         hours_to_acquire <- data_sources.hours_to_acquire IDENTITY
         cost_per_label <- data_sources.cost_usd TRANSFORMATION
-        consensus_source_ids <- int_labels_resolved.label_source_mask AGGREGATION CONDITIONAL
-        user_source_ids <- int_labels_resolved.user_source_mask AGGREGATION CONDITIONAL
-        merge_source_ids <- int_labels_resolved.merge_source_mask AGGREGATION CONDITIONAL
-        consensus_source_ids <- data_sources.source_id AGGREGATION SORT
-        consensus_source_ids <- data_sources.source_bit AGGREGATION
-        user_source_ids <- data_sources.source_id AGGREGATION SORT
-        user_source_ids <- data_sources.source_bit AGGREGATION
-        merge_source_ids <- data_sources.source_id AGGREGATION SORT
-        merge_source_ids <- data_sources.source_bit AGGREGATION
+        consensus_source_ids <- int_labels_resolved.label_source_mask FILTER
+        user_source_ids <- int_labels_resolved.user_source_mask FILTER
+        merge_source_ids <- int_labels_resolved.merge_source_mask FILTER
+        consensus_source_ids <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        consensus_source_ids <- data_sources.source_bit FILTER
+        user_source_ids <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        user_source_ids <- data_sources.source_bit FILTER
+        merge_source_ids <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        merge_source_ids <- data_sources.source_bit FILTER
         * <- stg_job_search_labels.account_id JOIN
         * <- stg_job_search_labels.source_id GROUP_BY JOIN
         * <- int_user_accounts.account_id JOIN
@@ -302,9 +302,9 @@ MODELS = {
     """,
 }
 
-# source_inventory: rows per (model, source id) over a union of 15 models; the masks and lists
-# are exploded (unnest of a coalesce: TRANSFORMATION + CONDITIONAL; a mask's ids come from the
-# registry, whose columns also key the explosion).
+# source_inventory: rows per (model, source id) over a union of 15 models; the lists are
+# exploded (unnest of a coalesce: TRANSFORMATION + CONDITIONAL), the masks decoded then exploded
+# (the ids are the registry's, the mask filters them).
 INVENTORY_SCALARS = ["stg_users_web", "stg_users_mobile", "stg_users_partner", "stg_spam_accounts",
                      "stg_spam_ips", "stg_spam_scores", "stg_id_merge_pairs", "stg_job_search_labels",
                      "stg_user_events", "int_users_despammed"]
@@ -325,8 +325,8 @@ def _inventory_spec() -> str:
         hours_to_acquire <- data_sources.hours_to_acquire IDENTITY
         acquired_on <- data_sources.acquired_on IDENTITY
         cost_per_row <- data_sources.cost_usd TRANSFORMATION
-        source_id <- data_sources.source_id AGGREGATION SORT
-        source_id <- data_sources.source_bit AGGREGATION
+        source_id <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        source_id <- data_sources.source_bit FILTER
         * <- data_sources.source_id JOIN GROUP_BY
         * <- data_sources.source_bit JOIN GROUP_BY
         rows: data_sources outer_join_optional scalar_subquery"""]
@@ -335,7 +335,8 @@ def _inventory_spec() -> str:
                   f"rows: {model} aggregate"]
     for model, columns in INVENTORY_LISTS.items():
         for col in columns:
-            lines += [f"source_id <- {model}.{col} TRANSFORMATION CONDITIONAL", f"* <- {model}.{col} GROUP_BY JOIN"]
+            kind = "FILTER" if col.endswith("_mask") else "TRANSFORMATION CONDITIONAL"
+            lines += [f"source_id <- {model}.{col} {kind}", f"* <- {model}.{col} GROUP_BY JOIN"]
         lines.append(f"rows: {model} aggregate")
     return "\n".join(lines)
 
@@ -420,20 +421,31 @@ def test_every_model_is_full_and_columns_have_file_lines(compiled_doc: dict):
     assert blocklist["materialized"] == "ephemeral"
 
 
-def test_provenance_columns_reach_root_source_ids(compiled_doc: dict):
-    """The DIRECT roots of the marts' provenance columns are the raw seeds' source_id."""
+def test_provenance_columns_reach_root_source_ids(compiled_doc: dict, compiled_pipeline: Path):
+    """The marts' lists take their ids from the registry (DIRECT), filtered by a source mask: by
+    lineage alone their values come from the registry; as provenance (`check`, `impact`) they
+    carry the raw seeds' source_id, through the masks of the intermediate models."""
+    from lineage_tools.graph import build_graph
+    from lineage_tools.project import load_project
+    from lineage_tools.provenance import Provenance
+    from lineage_tools.records import ColumnRef
+
     node = next(n for n in compiled_doc["nodes"] if n["name"] == "training_examples")
     roots = {c["name"]: {(r["node"], r["column"]) for r in c["direct_roots"]} for c in node["columns"]}
-    # a decoded mask also reads the registry's ids: the registry is no root, so no provenance
-    registry = {(f"seed.{PKG}.data_sources", "source_id"), (f"seed.{PKG}.data_sources", "source_bit")}
+    registry = {(f"seed.{PKG}.data_sources", "source_id")}
     for column in ("label_source_ids", "event_source_ids", "merge_source_ids", "source_ids"):
-        assert registry <= roots[column], column
-        roots[column] -= registry
-    assert roots["label_source_ids"] == {(f"seed.{PKG}.raw_job_search_labels", "source_id")}
-    assert roots["event_source_ids"] == {(f"seed.{PKG}.raw_user_events", "source_id")}
-    assert roots["merge_source_ids"] == {(f"seed.{PKG}.raw_id_merge_pairs", "source_id")}
-    assert roots["source_ids"] == {(f"seed.{PKG}.raw_users_{f}", "source_id") for f in ("web", "mobile", "partner")}
+        assert roots[column] == registry, column
     assert roots["split"] == set()  # a hash decides it: no value flows
+
+    prov = Provenance(build_graph(load_project(compiled_pipeline)))
+    uid = f"model.{PKG}.training_examples"
+    carried = {c: prov.provenance_roots(ColumnRef(uid, c)) for c in ("label_source_ids", "event_source_ids",
+                                                                      "merge_source_ids", "source_ids")}
+    assert carried["label_source_ids"] == {f"seed.{PKG}.raw_job_search_labels"}
+    assert carried["event_source_ids"] == {f"seed.{PKG}.raw_user_events"}
+    assert carried["merge_source_ids"] == {f"seed.{PKG}.raw_id_merge_pairs"}
+    assert carried["source_ids"] == {f"seed.{PKG}.raw_users_{f}" for f in ("web", "mobile", "partner")}
+    assert prov.provenance_columns(uid) == ("source_ids", "merge_source_ids", "event_source_ids", "label_source_ids")
 
 
 def test_compile_alone_equals_build(compiled_doc: dict, built_pipeline: Path):

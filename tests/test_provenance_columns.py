@@ -17,7 +17,6 @@ from lineage_tools.warehouse import ID, LIST, MASK, contains_any, holds_of_type,
 
 REGISTRY = "main.data_sources"
 DUCK_IDS = "(select list(source_id order by source_bit) from main.data_sources)"
-DUCK_ROWS = "(select list({'source_id': source_id, 'source_bit': source_bit} order by source_id) from main.data_sources)"
 SPARK_IDS = ("(select transform(array_sort(collect_list(struct(source_bit, source_id))), registered -> "
              "registered.source_id) from main.data_sources)")
 
@@ -28,8 +27,8 @@ def duck_encode(col: str) -> str:
 
 
 def duck_decode(mask: str) -> str:
-    return (f"list_transform(list_filter({DUCK_ROWS}, lambda registered: (({mask} >> registered.source_bit) & 1) = 1), "
-            "lambda registered: registered.source_id)")
+    return (f"coalesce((select list(registered.source_id order by registered.source_id) from main.data_sources as "
+            f"registered where (({mask} >> registered.source_bit) & 1) = 1), cast([] as varchar[]))")
 
 
 def spark_encode(col: str) -> str:
@@ -38,9 +37,8 @@ def spark_encode(col: str) -> str:
 
 
 def spark_decode(mask: str) -> str:
-    cases = ", ".join(f"case when (shiftright({mask}, {b}) & 1) = 1 then element_at({SPARK_IDS}, {b + 1}) end"
-                      for b in range(63))
-    return f"sort_array(array_except(array({cases}), array(cast(null as string))))"
+    return (f"coalesce((select sort_array(collect_list(registered.source_id)) from main.data_sources as registered "
+            f"where (shiftright({mask}, registered.source_bit) & 1) = 1), cast(array() as array<string>))")
 
 
 def kept(sql: str, dialect: str = "duckdb") -> tuple[str, list[str]]:
@@ -111,7 +109,7 @@ def test_encode_and_decode_of_source_masks_stand_for_what_they_read(dialect: str
                       f"{decode('t.mask')} as ids from t group by k, t.mask", dialect)
     assert steps == []
     assert "data_sources" not in sql  # the registry's ids are not the rows' provenance
-    assert "t.source_id" in sql and "t.mask AS ids" in sql.replace("T.MASK", "t.mask")
+    assert "BIT_OR(t.source_id) AS m" in sql and "t.mask AS ids" in sql
 
 
 @pytest.mark.parametrize("dialect", ["duckdb", "spark"])
@@ -183,3 +181,9 @@ def test_spark_predicates_read_nested_lists_and_masks() -> None:
     assert contains_any("spark", "n", "id[][]", ["web"]) == (
         "coalesce(arrays_overlap(flatten(cast(`n` as array<array<string>>)), array('web')), false)")
     assert contains_any("spark", "m", MASK, ["vendor_b"], BITS) == "coalesce((cast(`m` as bigint) & 32) <> 0, false)"
+
+
+def test_a_subquery_on_the_registry_that_reads_no_mask_is_no_decode() -> None:
+    sql, steps = kept("select (select list(r.source_id) from main.data_sources as r where r.status = 'active') "
+                      "as source_ids from t")
+    assert steps == [] and "t." not in sql  # constants from the registry: no provenance, nothing hashed

@@ -9,9 +9,10 @@
   are unioned with `|` / `bit_or` (`merge_sources`, `collect_source_masks`), and
   `source_list` turns a mask back into the sorted list of source ids for the marts people read.
 
-  Both directions read the registry as a scalar subquery of the model's SQL (DuckDB and Spark
-  evaluate it once per query), so the compiled SQL needs no warehouse and lineage reads it as
-  provenance (docs/provenance.md, "Source masks").
+  Both directions read the registry in a scalar subquery of the model's SQL (encoding: the ids by
+  bit, once per query; decoding: the registry's rows whose bit the mask has, correlated with the
+  mask), so the compiled SQL needs no warehouse and lineage reads it as provenance
+  (docs/provenance.md, "Source masks").
 #}
 
 {# source_ids_by_bit(): the registry's source ids as a list, the id of bit b at position b + 1. #}
@@ -25,12 +26,6 @@
 
 {% macro duckdb__source_ids_by_bit() -%}
   (select list(source_id order by source_bit) from {{ ref('data_sources') }})
-{%- endmacro %}
-
-
-{# duckdb__source_bits_by_id(): the registry as a list of {source_id, source_bit}, sorted by id (source_list). #}
-{% macro duckdb__source_bits_by_id() -%}
-  (select list({'source_id': source_id, 'source_bit': source_bit} order by source_id) from {{ ref('data_sources') }})
 {%- endmacro %}
 
 
@@ -81,7 +76,9 @@
 
 {#
   source_list(mask): the sorted list of the source ids whose bits the mask holds (an empty
-  list for 0 or NULL): the readable form, written where people read provenance.
+  list for 0 or NULL): the readable form, written where people read provenance. A correlated
+  subquery over the registry (the same shape on every engine): DuckDB and Spark run it once per
+  distinct mask, not once per row.
 #}
 {% macro source_list(mask) -%}
   {{ return(adapter.dispatch('source_list', 'provenance_pipeline')(mask)) }}
@@ -92,7 +89,7 @@
 {%- endmacro %}
 
 {% macro duckdb__source_list(mask) -%}
-  list_transform(list_filter({{ provenance_pipeline.duckdb__source_bits_by_id() }}, lambda registered: (({{ mask }} >> registered.source_bit) & 1) = 1), lambda registered: registered.source_id)
+  coalesce((select list(registered.source_id order by registered.source_id) from {{ ref('data_sources') }} as registered where (({{ mask }} >> registered.source_bit) & 1) = 1), {{ provenance_pipeline.empty_source_list() }})
 {%- endmacro %}
 
 

@@ -3,8 +3,10 @@
   ones: a source mask is a BIGINT with the registry's `source_bit` of each source set (0, never
   NULL, for none), and `source_list` gives the sorted array of distinct source ids (an empty
   array, never NULL), so equal provenance compares equal on both engines. The registry is read
-  by uncorrelated scalar subqueries, which Spark evaluates once per query. Written for Spark 3.1+
-  SQL (bit_or, raise_error, higher-order functions), so a cluster on an older Spark runs them.
+  in scalar subqueries: uncorrelated to encode (evaluated once per query), correlated with the
+  mask to decode (a subquery inside a higher-order function is not allowed in Spark). Written for
+  Spark 3.4+ SQL (bit_or, raise_error, correlated scalar subqueries with a non-equality
+  predicate).
 #}
 
 {% macro spark__collect_sources(column) -%}
@@ -29,19 +31,9 @@
 {%- endmacro %}
 
 
-{#
-  Spark rejects a subquery inside a higher-order function (`filter`, `transform`, even
-  `array_sort`), so the decode step is written without one: for each possible bit (0-62), the
-  registry's id of that bit when the mask has it (`element_at` of the ids by bit; Spark computes
-  the identical subqueries once), then NULLs removed and the ids sorted (`sort_array`).
-#}
+{# The registry's rows whose bit the mask has (a correlated scalar subquery: Spark 3.4+). #}
 {% macro spark__source_list(mask) -%}
-  {%- set ids = provenance_pipeline.source_ids_by_bit() -%}
-  sort_array(array_except(array(
-  {%- for bit in range(63) %}
-    case when (shiftright({{ mask }}, {{ bit }}) & 1) = 1 then element_at({{ ids }}, {{ bit + 1 }}) end{{ ',' if not loop.last }}
-  {%- endfor %}
-  ), array(cast(null as string))))
+  coalesce((select sort_array(collect_list(registered.source_id)) from {{ ref('data_sources') }} as registered where (shiftright({{ mask }}, registered.source_bit) & 1) = 1), {{ provenance_pipeline.empty_source_list() }})
 {%- endmacro %}
 
 

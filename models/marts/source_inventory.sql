@@ -36,18 +36,26 @@ registry as (
 contributions as (
 {% for model_name, scalars, masks, lists in inventoried %}
     {%- set columns = scalars + masks + lists %}
-    {%- if masks or lists %}
+    {%- if lists %}
     select
         '{{ model_name }}' as model_name,
-        {% if lists -%}
         {{ explode_source_list(merge_source_lists(scalars=scalars, lists=lists)) }} as source_id,
-        {%- else -%}
-        {{ explode_sources(merge_sources(scalars=scalars, masks=masks)) }} as source_id,
-        {%- endif %}
         n_rows
     from (
         select
             {{ columns | join(',\n            ') }},
+            count(*) as n_rows
+        from {{ ref(model_name) }}
+        group by {{ columns | join(', ') }}
+    ) as {{ model_name }}
+    {%- elif masks %}
+    select
+        '{{ model_name }}' as model_name,
+        {{ explode_sources(model_name ~ '.source_mask') }} as source_id,
+        n_rows
+    from (
+        select
+            {{ merge_sources(scalars=scalars, masks=masks) }} as source_mask,
             count(*) as n_rows
         from {{ ref(model_name) }}
         group by {{ columns | join(', ') }}
