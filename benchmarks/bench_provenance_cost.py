@@ -11,7 +11,7 @@ other in the same run, rotating which goes first, with the same threads and the 
   `list(distinct ...)`, unioned with `flatten`, taken once per user with `any_value`;
 * **without**: the committed models, the same rows, joins and filters, but no provenance
   computed: the provenance macros (`collect_sources`, `collect_source_masks`, `merge_sources`,
-  `encode_source`, `empty_source_mask`, `source_list`, `explode_sources`, the list helpers) are
+  `encode_source`, `empty_source_mask`, `source_list`, the list helpers) are
   overridden through dbt's dispatch search order by a small local package that returns a
   constant NULL, so nothing is encoded, collected, decoded or exploded; `source_inventory` (the
   provenance report) is not built, and the data tests on provenance columns are not run. The
@@ -158,7 +158,6 @@ NO_PROVENANCE_MACROS = """\
 {% macro duckdb__merge_sources(scalars, masks) -%} cast(null as bigint) {%- endmacro %}
 {% macro duckdb__empty_source_mask() -%} cast(null as bigint) {%- endmacro %}
 {% macro duckdb__source_list(mask) -%} cast(null as varchar[]) {%- endmacro %}
-{% macro duckdb__explode_sources(mask) -%} unnest(cast(null as varchar[])) {%- endmacro %}
 {% macro duckdb__empty_source_list() -%} cast(null as varchar[]) {%- endmacro %}
 {% macro duckdb__merge_source_lists(scalars, lists) -%} cast(null as varchar[]) {%- endmacro %}
 {% macro duckdb__explode_source_list(list_expression) -%} unnest(cast(null as varchar[])) {%- endmacro %}

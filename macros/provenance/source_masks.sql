@@ -93,23 +93,6 @@
 {%- endmacro %}
 
 
-{#
-  explode_sources(mask): in a select list, one output row per source id of the mask (a row
-  whose mask is 0 produces none).
-#}
-{% macro explode_sources(mask) -%}
-  {{ return(adapter.dispatch('explode_sources', 'provenance_pipeline')(mask)) }}
-{%- endmacro %}
-
-{% macro default__explode_sources(mask) -%}
-  {{ provenance_pipeline.no_adapter_version('explode_sources') }}
-{%- endmacro %}
-
-{% macro duckdb__explode_sources(mask) -%}
-  unnest({{ provenance_pipeline.source_list(mask) }})
-{%- endmacro %}
-
-
 {# source_masks_overlap(mask, other_mask): true when the two masks share a source. #}
 {% macro source_masks_overlap(mask, other_mask) -%}
   {{ return(adapter.dispatch('source_masks_overlap', 'provenance_pipeline')(mask, other_mask)) }}

@@ -37,12 +37,6 @@
 {%- endmacro %}
 
 
-{# In a select list, a generator: one row per element, none for an empty array (like unnest). #}
-{% macro spark__explode_sources(mask) -%}
-  explode({{ provenance_pipeline.source_list(mask) }})
-{%- endmacro %}
-
-
 {% macro spark__source_lists_overlap(list_column, other_list) -%}
   arrays_overlap({{ list_column }}, {{ other_list }})
 {%- endmacro %}

@@ -3,7 +3,8 @@
 -- (from the registry). A row with several sources counts once for each of them; a source that
 -- contributes nothing (excluded, quarantined, or filtered away) has no row. Rows are counted
 -- per distinct provenance first (a handful of combinations per model), so only those few
--- combinations are merged and exploded, not every row's provenance. Each model is listed with
+-- combinations are merged, decoded and exploded, not every row's provenance (Spark wants the
+-- decoding, a correlated subquery, in a projection of its own). Each model is listed with
 -- its provenance columns by kind: scalar source ids, source masks (intermediate models) and
 -- lists of source ids (marts).
 
@@ -51,14 +52,19 @@ contributions as (
     {%- elif masks %}
     select
         '{{ model_name }}' as model_name,
-        {{ explode_sources(model_name ~ '.source_mask') }} as source_id,
+        {{ explode_source_list(model_name ~ '.source_ids') }} as source_id,
         n_rows
     from (
         select
-            {{ merge_sources(scalars=scalars, masks=masks) }} as source_mask,
-            count(*) as n_rows
-        from {{ ref(model_name) }}
-        group by {{ columns | join(', ') }}
+            {{ source_list('grouped.source_mask') }} as source_ids,
+            n_rows
+        from (
+            select
+                {{ merge_sources(scalars=scalars, masks=masks) }} as source_mask,
+                count(*) as n_rows
+            from {{ ref(model_name) }}
+            group by {{ columns | join(', ') }}
+        ) as grouped
     ) as {{ model_name }}
     {%- else %}
     select
