@@ -563,7 +563,6 @@ class ProvenanceView:
 _COLLECTING = ("ArrayAgg", "ArrayUniqueAgg", "BitwiseOrAgg")
 _PRESERVING = ("Array", "ArraySort", "SortArray", "ArrayDistinct", "Flatten", "ArrayConcat", "ArrayUnion",
                "ArrayCompact", "Explode", "ExplodeOuter", "Unnest", "BitwiseOr", "Alias", "Paren", "Distinct")
-_POSITION_NAMES = frozenset({"list_position", "array_position", "list_indexof", "array_indexof"})
 _ERROR_NAMES = frozenset({"error", "raise_error"})
 _ID_TYPES = frozenset({"TEXT", "VARCHAR", "CHAR", "NCHAR", "NVARCHAR", "STRING", "BPCHAR", "NAME",
                        "BIGINT", "UBIGINT", "INT", "UINT", "HUGEINT", "UHUGEINT", "INT128"})
@@ -576,16 +575,17 @@ def _classes(names: tuple[str, ...]) -> tuple[type, ...]:
     return tuple(getattr(exp, n) for n in names if hasattr(exp, n))
 
 
-def provenance_view(sql: str, dialect: str, registry: str | None = None) -> ProvenanceView:
+def provenance_view(sql: str, dialect: str, registry: str | None = None, id_column: str = "source_id") -> ProvenanceView:
     """The provenance view of one statement (see `ProvenanceView`): in every SELECT item (of
     every CTE, subquery and union branch), a step is kept when it passes the source ids it reads
     on unchanged: a column, a cast to a text or integer type, a collecting aggregate (`list`,
     `array_agg`, `collect_list` / `collect_set`, `bit_or`, also over a window), list functions
     that sort, de-duplicate, flatten, concatenate or unnest, a `coalesce` with constants, `|`;
-    the encode step of a source mask (`1 << (list_position(<registry ids>, id) - 1)`, with a
-    `case when id is null`) stands for `id` and the decode step (a subquery listing the
-    registry's ids where `(mask >> source_bit) & 1 = 1`) for `mask`, where `<registry ids>` and
-    the decode step are scalar subqueries over the relation `registry` (a normalized name). Any other step that
+    the encode step of a source mask (`1 << (select source_bit from <registry> where
+    source_id = id)`, with a `case when id is null`) stands for `id` and the decode step (a
+    subquery listing the registry's ids where `(mask >> source_bit) & 1 = 1`) for `mask`, where
+    `<registry>` is the relation `registry` (a normalized name) read alone and `source_id` is
+    `id_column`. Any other step that
     reads a column (a string function, `||`, an aggregate keeping one value, `coalesce` of two
     columns, `case`) is wrapped in `md5(...)` and listed in `steps`. Raises `SqlError`.
 
@@ -611,6 +611,18 @@ def provenance_view(sql: str, dialect: str, registry: str | None = None) -> Prov
         return (len(tables) == 1 and not select.args.get("joins")
                 and normalize_relation(tables[0], dialect) == registry)
 
+    def outer_columns(node: exp.Expr) -> list[exp.Column]:
+        """Columns of a registry subquery's WHERE that are not the registry's (its alias's)."""
+        where = node.this.args.get("where")
+        if where is None:
+            return []
+        alias = node.this.args["from_"].this.alias_or_name if node.this.args.get("from_") else ""
+        return [c for c in where.find_all(exp.Column) if c.table != alias]
+
+    def is_registry(node: exp.Expr) -> bool:
+        """A registry subquery that reads none of the row's values: constants, no provenance."""
+        return over_registry(node) and not outer_columns(node)
+
     def shifted(node: exp.Expr) -> list[exp.Expr]:
         """What `node` shifts right (`x >> n`, `shiftright(x, n)`): the masks it reads bits of."""
         out = []
@@ -620,10 +632,6 @@ def provenance_view(sql: str, dialect: str, registry: str | None = None) -> Prov
             elif s.name.lower() == "shiftright" and len(s.expressions) == 2:
                 out.append(s.expressions[0])
         return out
-
-    def is_registry(node: exp.Expr) -> bool:
-        """A registry subquery that gives constants (ids by bit): none of the row's values."""
-        return over_registry(node) and not (node.this.args.get("where") and shifted(node.this.args["where"]))
 
     def columns(node: exp.Expr) -> list[exp.Column]:
         """Columns read by `node`, outside registry subqueries and error calls."""
@@ -660,35 +668,38 @@ def provenance_view(sql: str, dialect: str, registry: str | None = None) -> Prov
                 return node
 
     def encoded(node: exp.Expr) -> exp.Expr | None:
-        """The id of an encode step `1 << position(<registry ids>, id) - 1`, else None."""
+        """The id of an encode step `1 << (select r.source_bit from <registry> as r where
+        r.source_id = id)` (Spark `shiftleft`; `coalesce(..., error(...))` around it), else None."""
         if isinstance(node, exp.BitwiseLeftShift) and not columns(node.this):
-            pos = strip(node.expression)
+            amount = strip(node.expression)
         elif isinstance(node, exp.Anonymous) and node.name.lower() == "shiftleft" and len(node.expressions) == 2 \
                 and not columns(node.expressions[0]):
-            pos = strip(node.expressions[1])
+            amount = strip(node.expressions[1])
         else:
             return None
-        if isinstance(pos, exp.ArrayPosition):
-            args = [pos.this, pos.expression]
-        elif isinstance(pos, exp.Anonymous) and pos.name.lower() in _POSITION_NAMES:
-            args = list(pos.expressions)
-        else:
+        where = amount.this.args.get("where") if over_registry(amount) else None
+        eq = where.this if isinstance(where, exp.Where) else where
+        if not isinstance(eq, exp.EQ):
             return None
-        return args[1] if len(args) == 2 and is_registry(args[0]) else None
+        outer = {id(c) for c in outer_columns(amount)}
+        sides = [s for s in (eq.this, eq.expression) if any(id(c) in outer for c in s.find_all(exp.Column))]
+        other = [s for s in (eq.this, eq.expression) if s not in sides]
+        if len(sides) != 1 or len(other) != 1 or not isinstance(other[0], exp.Column) \
+                or other[0].name.lower() != id_column.lower():
+            return None  # a lookup by the registry's id column only
+        return sides[0]
 
     def decoded(node: exp.Expr) -> exp.Expr | None:
-        """The mask of a decode step: a subquery over the registry alone, correlated with one
-        mask through its WHERE (`(select list(r.source_id order by r.source_id) from <registry>
-        as r where ((mask >> r.source_bit) & 1) = 1)`, Spark `sort_array(collect_list(...))`,
-        `shiftright`)."""
-        if not over_registry(node) or not node.this.args.get("where"):
+        """The mask of a decode step: a subquery on the registry alone whose WHERE reads one
+        mask's bits (`(select list(r.source_id order by r.source_id) from <registry> as r where
+        ((mask >> r.source_bit) & 1) = 1)`, Spark `sort_array(collect_list(...))`, `shiftright`)."""
+        if not over_registry(node) or not outer_columns(node):
             return None
         masks = shifted(node.this.args["where"])
-        alias = node.this.args["from_"].this.alias_or_name if node.this.args.get("from_") else ""
-        if len(masks) != 1:
-            return None
-        outer = [c for c in masks[0].find_all(exp.Column) if c.table != alias]  # the row's mask
-        return masks[0] if outer else None
+        outer = {id(c) for c in outer_columns(node)}
+        if len(masks) != 1 or not outer <= {id(c) for c in masks[0].find_all(exp.Column)}:
+            return None  # the row's values are read as one mask's bits, nothing else
+        return masks[0]
 
     def null_guard(node: exp.Case) -> exp.Expr | None:
         """`default` of `case when x is null then <constant> else default end` (x read by default)."""

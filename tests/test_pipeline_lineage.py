@@ -138,20 +138,21 @@ MODELS = {
     """,
     # the group id is the least account id passed along the links (a min over the account and
     # its linked accounts per hop, grouped by account, so the link ends are GROUP_BY keys);
-    # collect_sources is coalesce(bit_or(case when id is null then 0 else 1 << (list_position(
-    # <the registry's ids by bit>, id) - 1) end), 0): the id AGGREGATION + CONDITIONAL, and the
-    # registry's ids (a scalar subquery, ordered by source_bit) too: the mask's bits come from
-    # them (collect_source_masks, bit_or of masks: AGGREGATION + CONDITIONAL)
+    # collect_sources is coalesce(bit_or(case when id is null then 0 else 1 << coalesce((select
+    # source_bit from <registry> where source_id = id), error('... ' || id)) end), 0): the bit is
+    # the registry's (AGGREGATION + CONDITIONAL), the id picks it (FILTER), is tested for NULL and
+    # named in the error (AGGREGATION + CONDITIONAL); collect_source_masks, bit_or of masks:
+    # AGGREGATION + CONDITIONAL
     "int_user_accounts": """
         account_id <- int_users_despammed.account_id IDENTITY
         user_id <- int_users_despammed.account_id AGGREGATION
         source_id <- int_users_despammed.source_id IDENTITY
-        user_source_mask <- int_users_despammed.source_id AGGREGATION CONDITIONAL
-        user_source_mask <- data_sources.source_id AGGREGATION CONDITIONAL
-        user_source_mask <- data_sources.source_bit SORT
-        merge_source_mask <- stg_id_merge_pairs.source_id AGGREGATION CONDITIONAL
-        merge_source_mask <- data_sources.source_id AGGREGATION CONDITIONAL
-        merge_source_mask <- data_sources.source_bit SORT
+        user_source_mask <- int_users_despammed.source_id AGGREGATION CONDITIONAL FILTER
+        user_source_mask <- data_sources.source_bit AGGREGATION CONDITIONAL
+        user_source_mask <- data_sources.source_id FILTER
+        merge_source_mask <- stg_id_merge_pairs.source_id AGGREGATION CONDITIONAL FILTER
+        merge_source_mask <- data_sources.source_bit AGGREGATION CONDITIONAL
+        merge_source_mask <- data_sources.source_id FILTER
         * <- int_users_despammed.account_id FILTER GROUP_BY JOIN
         * <- stg_id_merge_pairs.account_id_a FILTER GROUP_BY JOIN
         * <- stg_id_merge_pairs.account_id_b FILTER GROUP_BY JOIN
@@ -168,9 +169,9 @@ MODELS = {
         is_job_seeker <- stg_job_search_labels.is_job_seeker TRANSFORMATION CONDITIONAL
         n_votes_yes <- stg_job_search_labels.is_job_seeker CONDITIONAL
         vote_agreement <- stg_job_search_labels.is_job_seeker CONDITIONAL
-        label_source_mask <- stg_job_search_labels.source_id AGGREGATION CONDITIONAL
-        label_source_mask <- data_sources.source_id AGGREGATION CONDITIONAL
-        label_source_mask <- data_sources.source_bit SORT
+        label_source_mask <- stg_job_search_labels.source_id AGGREGATION CONDITIONAL FILTER
+        label_source_mask <- data_sources.source_bit AGGREGATION CONDITIONAL
+        label_source_mask <- data_sources.source_id FILTER
         user_source_mask <- int_user_accounts.user_source_mask IDENTITY
         merge_source_mask <- int_user_accounts.merge_source_mask IDENTITY
         * <- int_user_accounts.account_id FILTER JOIN
@@ -196,9 +197,9 @@ MODELS = {
         first_event_at <- stg_user_events.event_at AGGREGATION
         last_event_at <- stg_user_events.event_at AGGREGATION
         active_span_days <- stg_user_events.event_at AGGREGATION
-        event_source_mask <- stg_user_events.source_id AGGREGATION CONDITIONAL
-        event_source_mask <- data_sources.source_id AGGREGATION CONDITIONAL
-        event_source_mask <- data_sources.source_bit SORT
+        event_source_mask <- stg_user_events.source_id AGGREGATION CONDITIONAL FILTER
+        event_source_mask <- data_sources.source_bit AGGREGATION CONDITIONAL
+        event_source_mask <- data_sources.source_id FILTER
         user_source_mask <- int_user_accounts.user_source_mask AGGREGATION CONDITIONAL
         merge_source_mask <- int_user_accounts.merge_source_mask AGGREGATION CONDITIONAL
         * <- int_user_accounts.account_id JOIN
@@ -216,9 +217,9 @@ MODELS = {
         email <- int_users_despammed.email IDENTITY
         country_code <- int_users_despammed.country_code IDENTITY
         first_seen_at <- int_users_despammed.created_at AGGREGATION
-        source_mask <- int_users_despammed.source_id AGGREGATION CONDITIONAL
-        source_mask <- data_sources.source_id AGGREGATION CONDITIONAL
-        source_mask <- data_sources.source_bit SORT
+        source_mask <- int_users_despammed.source_id AGGREGATION CONDITIONAL FILTER
+        source_mask <- data_sources.source_bit AGGREGATION CONDITIONAL
+        source_mask <- data_sources.source_id FILTER
         merge_source_mask <- int_user_accounts.merge_source_mask AGGREGATION CONDITIONAL
         * <- int_user_accounts.account_id JOIN
         * <- int_user_accounts.user_id FILTER GROUP_BY JOIN

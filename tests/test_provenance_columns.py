@@ -16,14 +16,10 @@ from lineage_tools.sql import provenance_view
 from lineage_tools.warehouse import ID, LIST, MASK, contains_any, holds_of_type, source_mask
 
 REGISTRY = "main.data_sources"
-DUCK_IDS = "(select list(source_id order by source_bit) from main.data_sources)"
-SPARK_IDS = ("(select transform(array_sort(collect_list(struct(source_bit, source_id))), registered -> "
-             "registered.source_id) from main.data_sources)")
-
-
 def duck_encode(col: str) -> str:
-    return (f"case when {col} is null then cast(0 as bigint) else cast(1 as bigint) << coalesce(list_position("
-            f"{DUCK_IDS}, {col}) - 1, error('provenance: source id \"' || {col} || '\" is not in the registry')) end")
+    return (f"case when {col} is null then cast(0 as bigint) else cast(1 as bigint) << coalesce((select "
+            f"registered.source_bit from main.data_sources as registered where registered.source_id = {col}), "
+            f"error('provenance: source id \"' || {col} || '\" is not in the registry')) end")
 
 
 def duck_decode(mask: str) -> str:
@@ -32,8 +28,9 @@ def duck_decode(mask: str) -> str:
 
 
 def spark_encode(col: str) -> str:
-    return (f"case when {col} is null then cast(0 as bigint) else shiftleft(cast(1 as bigint), coalesce(nullif("
-            f"array_position({SPARK_IDS}, {col}), 0) - 1, raise_error(concat('provenance: ', {col})))) end")
+    return (f"case when {col} is null then cast(0 as bigint) else shiftleft(cast(1 as bigint), coalesce((select "
+            f"registered.source_bit from main.data_sources as registered where registered.source_id = {col}), "
+            f"raise_error(concat('provenance: ', {col})))) end")
 
 
 def spark_decode(mask: str) -> str:
@@ -121,6 +118,12 @@ def test_a_decode_inside_a_changing_step_is_still_a_change(dialect: str) -> None
 
 def test_an_encode_step_over_another_table_than_the_registry_is_not_recognised() -> None:
     other = duck_encode("t.source_id").replace("main.data_sources", "main.not_the_registry")
+    sql, steps = kept(f"select bit_or({other}) as m from t")
+    assert len(steps) == 1
+
+
+def test_a_lookup_in_the_registry_by_another_column_is_no_encode() -> None:
+    other = duck_encode("t.source_id").replace("registered.source_id = t.source_id", "registered.vendor = t.source_id")
     sql, steps = kept(f"select bit_or({other}) as m from t")
     assert len(steps) == 1
 

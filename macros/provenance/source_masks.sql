@@ -9,32 +9,22 @@
   are unioned with `|` / `bit_or` (`merge_sources`, `collect_source_masks`), and
   `source_list` turns a mask back into the sorted list of source ids for the marts people read.
 
-  Both directions read the registry in a scalar subquery of the model's SQL (encoding: the ids by
-  bit, once per query; decoding: the registry's rows whose bit the mask has, correlated with the
-  mask), so the compiled SQL needs no warehouse and lineage reads it as provenance
-  (docs/provenance.md, "Source masks").
+  Both directions read the registry in a scalar subquery of the model's SQL, correlated with the
+  id (encoding: its bit) or the mask (decoding: the registry's rows whose bit the mask has), so
+  the compiled SQL needs no warehouse, engines run it once per distinct id or mask, and lineage
+  reads it as provenance (docs/provenance.md, "Source masks"). Pass qualified columns.
 #}
-
-{# source_ids_by_bit(): the registry's source ids as a list, the id of bit b at position b + 1. #}
-{% macro source_ids_by_bit() -%}
-  {{ return(adapter.dispatch('source_ids_by_bit', 'provenance_pipeline')()) }}
-{%- endmacro %}
-
-{% macro default__source_ids_by_bit() -%}
-  {{ provenance_pipeline.no_adapter_version('source_ids_by_bit') }}
-{%- endmacro %}
-
-{% macro duckdb__source_ids_by_bit() -%}
-  (select list(source_id order by source_bit) from {{ ref('data_sources') }})
-{%- endmacro %}
-
 
 {#
-  encode_source(column): the mask of one source id (0 for NULL). An id that is not in the
-  registry stops the query with an error naming it: it is never dropped.
+  encode_source(column): the mask of one source id (0 for NULL): 1 shifted by the id's
+  `source_bit`, read from the registry by a subquery correlated with the id (engines join it
+  once per distinct id, not once per row). An id that is not in the registry stops the query
+  with an error naming it: it is never dropped. `column` must be qualified (`labels.source_id`):
+  inside the subquery an unqualified `source_id` would name the registry's own column.
 #}
 {% macro encode_source(column) -%}
-  {{ return(adapter.dispatch('encode_source', 'provenance_pipeline')(column)) }}
+  {{ provenance_pipeline.check_qualified(column, 'encode_source') }}
+  {{- return(adapter.dispatch('encode_source', 'provenance_pipeline')(column)) }}
 {%- endmacro %}
 
 {% macro default__encode_source(column) -%}
@@ -42,7 +32,17 @@
 {%- endmacro %}
 
 {% macro duckdb__encode_source(column) -%}
-  case when {{ column }} is null then {{ provenance_pipeline.empty_source_mask() }} else cast(1 as bigint) << coalesce(list_position({{ provenance_pipeline.source_ids_by_bit() }}, {{ column }}) - 1, error('provenance: source id "' || {{ column }} || '" is not in the registry data_sources')) end
+  case when {{ column }} is null then {{ provenance_pipeline.empty_source_mask() }} else cast(1 as bigint) << coalesce((select registered.source_bit from {{ ref('data_sources') }} as registered where registered.source_id = {{ column }}), error('provenance: source id "' || {{ column }} || '" is not in the registry data_sources')) end
+{%- endmacro %}
+
+
+{# check_qualified(column, macro): fail at compile time unless `column` is `relation.column`. #}
+{% macro check_qualified(column, macro) -%}
+  {%- if not modules.re.fullmatch('[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+', column | string) -%}
+    {{ exceptions.raise_compiler_error(
+        macro ~ '(' ~ provenance_pipeline.show_value(column) ~ '): qualify the column (for example labels.source_id):'
+        ~ ' it is read inside a subquery on the registry, where an unqualified name could mean a registry column') }}
+  {%- endif -%}
 {%- endmacro %}
 
 
@@ -81,7 +81,8 @@
   distinct mask, not once per row.
 #}
 {% macro source_list(mask) -%}
-  {{ return(adapter.dispatch('source_list', 'provenance_pipeline')(mask)) }}
+  {{ provenance_pipeline.check_qualified(mask, 'source_list') }}
+  {{- return(adapter.dispatch('source_list', 'provenance_pipeline')(mask)) }}
 {%- endmacro %}
 
 {% macro default__source_list(mask) -%}

@@ -3,10 +3,8 @@
   ones: a source mask is a BIGINT with the registry's `source_bit` of each source set (0, never
   NULL, for none), and `source_list` gives the sorted array of distinct source ids (an empty
   array, never NULL), so equal provenance compares equal on both engines. The registry is read
-  in scalar subqueries: uncorrelated to encode (evaluated once per query), correlated with the
-  mask to decode (a subquery inside a higher-order function is not allowed in Spark). Written for
-  Spark 3.4+ SQL (bit_or, raise_error, correlated scalar subqueries with a non-equality
-  predicate).
+  in scalar subqueries correlated with the id (encode) or the mask (decode). Written for Spark
+  3.4+ SQL (bit_or, raise_error, correlated scalar subqueries with a non-equality predicate).
 #}
 
 {% macro spark__collect_sources(column) -%}
@@ -19,15 +17,8 @@
 {%- endmacro %}
 
 
-{# The ids ordered by bit: a sorted array of (source_bit, source_id) structs, then the ids. #}
-{% macro spark__source_ids_by_bit() -%}
-  (select transform(array_sort(collect_list(struct(source_bit, source_id))), registered -> registered.source_id) from {{ ref('data_sources') }})
-{%- endmacro %}
-
-
-{# array_position is 1-based and 0 when absent: nullif turns "absent" into the error. #}
 {% macro spark__encode_source(column) -%}
-  case when {{ column }} is null then {{ provenance_pipeline.empty_source_mask() }} else shiftleft(cast(1 as bigint), coalesce(nullif(array_position({{ provenance_pipeline.source_ids_by_bit() }}, {{ column }}), 0) - 1, raise_error(concat('provenance: source id "', {{ column }}, '" is not in the registry data_sources')))) end
+  case when {{ column }} is null then {{ provenance_pipeline.empty_source_mask() }} else shiftleft(cast(1 as bigint), coalesce((select registered.source_bit from {{ ref('data_sources') }} as registered where registered.source_id = {{ column }}), raise_error(concat('provenance: source id "', {{ column }}, '" is not in the registry data_sources')))) end
 {%- endmacro %}
 
 

@@ -63,7 +63,7 @@ tally as (
         user_id,
         count(*) as n_votes,
         sum(case when is_job_seeker then 1 else 0 end) as n_votes_yes,
-        {{ collect_sources('source_id') }} as label_source_mask
+        {{ collect_sources('votes.source_id') }} as label_source_mask
     from votes
     group by user_id
 

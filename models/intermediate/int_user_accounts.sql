@@ -112,7 +112,7 @@ group_records as (
 
     select
         user_id,
-        {{ collect_sources('source_id') }} as user_source_mask
+        {{ collect_sources('members.source_id') }} as user_source_mask
     from members
     group by user_id
 
@@ -133,7 +133,7 @@ group_merges as (
 
     select
         user_id,
-        {{ collect_sources('source_id') }} as merge_source_mask
+        {{ collect_sources('group_links.source_id') }} as merge_source_mask
     from group_links
     group by user_id
 

@@ -60,7 +60,7 @@ rolled_up as (
         user_id,
         count(*) as n_accounts,
         min(created_at) as first_seen_at,
-        {{ collect_sources('source_id') }} as source_mask,
+        {{ collect_sources('members.source_id') }} as source_mask,
         {{ collect_source_masks('merge_source_mask') }} as merge_source_mask
     from members
     group by user_id

@@ -77,10 +77,10 @@ final as (
         is_job_seeker,
         label_agreement,
         split,
-        {{ source_list('source_mask') }} as source_ids,
-        {{ source_list('merge_source_mask') }} as merge_source_ids,
-        {{ source_list('event_source_mask') }} as event_source_ids,
-        {{ source_list('label_source_mask') }} as label_source_ids
+        {{ source_list('joined.source_mask') }} as source_ids,
+        {{ source_list('joined.merge_source_mask') }} as merge_source_ids,
+        {{ source_list('joined.event_source_mask') }} as event_source_ids,
+        {{ source_list('joined.label_source_mask') }} as label_source_ids
     from joined
 
 )

@@ -71,7 +71,7 @@ excluded_set as (
 
     select
         source_mask,
-        {{ provenance_pipeline.source_list('source_mask') }} as source_ids
+        {{ provenance_pipeline.source_list('collected.source_mask') }} as source_ids
     from (
         select {{ provenance_pipeline.collect_sources('excluded.source_id') }} as source_mask
         from excluded
