@@ -437,7 +437,7 @@ UNREGISTERED_MODEL = """\
 -- a model outside staging that collects a source id the registry does not know
 select
     account_id,
-    {{ collect_sources('source_id') }} as source_mask
+    {{ collect_sources('unchecked.source_id') }} as source_mask
 from (select 'acc_1' as account_id, 'labels_nobody' as source_id) as unchecked
 group by account_id
 """
@@ -454,6 +454,18 @@ def test_an_unregistered_source_id_stops_the_build_where_it_is_encoded(project_c
     with duckdb.connect(str(project_copy / "target" / "pipeline.duckdb"), read_only=True) as con:
         tables = {t for (t,) in con.execute("select table_name from information_schema.tables").fetchall()}
     assert "unregistered_mask" not in tables
+
+
+@pytest.mark.dbt
+def test_an_unqualified_column_in_the_encode_macro_is_a_compile_error(project_copy: Path) -> None:
+    """Inside the registry subquery an unqualified `source_id` would be the registry's own
+    column (every row would match): the macro refuses it when the model compiles."""
+    (project_copy / "models" / "marts" / "unqualified_mask.sql").write_text(
+        "select account_id, {{ collect_sources('source_id') }} as source_mask\n"
+        "from {{ ref('stg_user_events') }}\ngroup by account_id\n")
+    result = run_dbt(project_copy, "compile", "--select", "unqualified_mask", check=False)
+    assert result.returncode != 0
+    assert 'encode_source("source_id"): qualify the column' in result.output
 
 
 @pytest.mark.dbt
