@@ -1,22 +1,28 @@
 """The cost of provenance in `dbt build`: the pipeline against the same models with it stripped.
 
 For each size (`--users 1000000,10000000`) the raw data is generated once as Parquet under
-`--data-root` (reused when present), then two copies of the dbt project are built side by side
-in the same run, alternating which goes first, with the same threads and the same DuckDB:
+`--data-root` (reused when present), then copies of the dbt project are built one after the
+other in the same run, rotating which goes first, with the same threads and the same DuckDB:
 
-* **with**: the project as committed (provenance lists computed in every aggregation, the
-  `source_inventory` mart, the tests on provenance columns);
-* **without**: the same models, the same rows, joins and filters, but no provenance computed:
-  the list macros (`collect_sources`, `collect_source_lists`, `merge_sources`,
-  `explode_sources`, `empty_source_list`) are overridden through dbt's dispatch search order by a
-  small local package that returns a constant NULL list, so nothing is collected, merged,
-  sorted or de-duplicated; `source_inventory` (the provenance report) is not built, and the
-  data tests on provenance list columns are not run. The scalar `source_id` of the raw rows
-  stays (the staging filter `keep_active_sources` needs it to keep the same rows).
+* **with**: the project as committed: a row's sources are a source mask (a BIGINT, one bit per
+  registered source) in the intermediate models, decoded to sorted lists in the marts;
+* **lists** (the old representation): the project as it was at `--lists-ref` (default
+  `e060d95`, before source masks): sorted lists of source ids in every model, collected with
+  `list(distinct ...)`, unioned with `flatten`, taken once per user with `any_value`;
+* **without**: the committed models, the same rows, joins and filters, but no provenance
+  computed: the provenance macros (`collect_sources`, `collect_source_masks`, `merge_sources`,
+  `encode_source`, `empty_source_mask`, `source_list`, the list helpers) are
+  overridden through dbt's dispatch search order by a small local package that returns a
+  constant NULL, so nothing is encoded, collected, decoded or exploded; `source_inventory` (the
+  provenance report) is not built, and the data tests on provenance columns are not run. The
+  scalar `source_id` of the raw rows stays (the staging filter `keep_active_sources` needs it
+  to keep the same rows).
 
-Unit tests (fixed cost, independent of data size) are left out of both builds.
+Unit tests (fixed cost, independent of data size) are left out of every build. Each build's
+wall and CPU time and its peak resident memory (the dbt process, where DuckDB runs) are
+reported.
 
-    .venv/bin/python benchmarks/bench_provenance_cost.py --users 1000000,10000000
+    .venv/bin/python benchmarks/bench_provenance_cost.py --users 1000000,10000000 --replicate-base 1000000
 
 Sizes above `--replicate-base` (default: none) are built from the base size's generated data
 copied k times with every id, e-mail and IP address made unique per copy (see `replicate`):
@@ -59,6 +65,8 @@ COPY_KEYS = {
 }
 PROJECT_ITEMS = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "tests")
 PROVENANCE_MART = "source_inventory"
+VARIANTS = ("with", "lists", "without")
+LISTS_REF = "e060d95"  # the last commit with provenance lists in every model
 
 
 # --------------------------------------------------------------------------------- raw data
@@ -143,56 +151,16 @@ macro-paths: ["macros"]
 """
 
 NO_PROVENANCE_MACROS = """\
-{# The provenance list macros of provenance_pipeline, computing nothing (bench_provenance_cost). #}
-{% macro duckdb__collect_sources(column) -%} cast(null as varchar[]) {%- endmacro %}
-{% macro duckdb__collect_source_lists(list_column) -%} cast(null as varchar[]) {%- endmacro %}
-{% macro duckdb__shared_source_list(list_column) -%} cast(null as varchar[]) {%- endmacro %}
-{% macro duckdb__merge_sources(scalars, lists) -%} cast(null as varchar[]) {%- endmacro %}
-{% macro duckdb__explode_sources(list_expression) -%} unnest(cast(null as varchar[])) {%- endmacro %}
+{# The provenance macros of provenance_pipeline, computing nothing (bench_provenance_cost). #}
+{% macro duckdb__collect_sources(column) -%} cast(null as bigint) {%- endmacro %}
+{% macro duckdb__collect_source_masks(mask_column) -%} cast(null as bigint) {%- endmacro %}
+{% macro duckdb__encode_source(column) -%} cast(null as bigint) {%- endmacro %}
+{% macro duckdb__merge_sources(scalars, masks) -%} cast(null as bigint) {%- endmacro %}
+{% macro duckdb__empty_source_mask() -%} cast(null as bigint) {%- endmacro %}
+{% macro duckdb__source_list(mask) -%} cast(null as varchar[]) {%- endmacro %}
 {% macro duckdb__empty_source_list() -%} cast(null as varchar[]) {%- endmacro %}
-"""
-
-MASK_MACROS = """\
-{#
-  Provenance aggregates as a bitmask inside the aggregation, a readable sorted list outside
-  (bench_provenance_cost, variant `mask`). Each registered source id gets a bit (its rank in
-  the sorted registry, read when the model runs); `bit_or` collects a group's bits; 14 CASEs
-  per group turn the mask back into the sorted list of ids. A source id not in the registry
-  fails the cast to the ENUM loudly (it is never dropped). Without the registry (parse time)
-  or beyond 64 sources: the list aggregates of provenance_pipeline.
-#}
-{% macro registry_ids() -%}
-  {%- set registry = ref('provenance_pipeline', 'data_sources') -%}
-  {%- if not execute -%}{{ return([]) }}{%- endif -%}
-  {%- set ids = run_query('select distinct source_id from ' ~ registry).columns[0].values() | list | sort -%}
-  {{ return(ids if ids | length <= 64 else []) }}
-{%- endmacro %}
-
-{% macro source_enum(ids) -%}
-  enum({% for id in ids %}'{{ id }}'{{ ', ' if not loop.last }}{% endfor %})
-{%- endmacro %}
-
-{% macro decode_mask(mask, ids) -%}
-  flatten([{% for id in ids %}case when ({{ mask }} >> {{ loop.index0 }}) & 1 = 1 then ['{{ id }}'] else cast([] as varchar[]) end{{ ', ' if not loop.last }}{% endfor %}])
-{%- endmacro %}
-
-{% macro duckdb__collect_sources(column) -%}
-  {%- set ids = no_provenance.registry_ids() -%}
-  {%- if ids -%}
-  {{ no_provenance.decode_mask('coalesce(bit_or(cast(1 as ubigint) << enum_code(cast(' ~ column ~ ' as ' ~ no_provenance.source_enum(ids) ~ '))), 0)', ids) }}
-  {%- else -%}
-  {{ provenance_pipeline.duckdb__collect_sources(column) }}
-  {%- endif -%}
-{%- endmacro %}
-
-{% macro duckdb__collect_source_lists(list_column) -%}
-  {%- set ids = no_provenance.registry_ids() -%}
-  {%- if ids -%}
-  {{ no_provenance.decode_mask("coalesce(bit_or(list_aggregate(list_transform(" ~ list_column ~ ", lambda x: cast(1 as ubigint) << enum_code(cast(x as " ~ no_provenance.source_enum(ids) ~ "))), 'bit_or')), 0)", ids) }}
-  {%- else -%}
-  {{ provenance_pipeline.duckdb__collect_source_lists(list_column) }}
-  {%- endif -%}
-{%- endmacro %}
+{% macro duckdb__merge_source_lists(scalars, lists) -%} cast(null as varchar[]) {%- endmacro %}
+{% macro duckdb__explode_source_list(list_expression) -%} unnest(cast(null as varchar[])) {%- endmacro %}
 """
 
 DISPATCH = """
@@ -203,16 +171,27 @@ dispatch:
 """
 
 
-def copy_project(dest: Path, variant: str, memory_limit: str) -> Path:
-    """A fresh copy of the dbt project in `dest` for a variant (`with`, `without`, `mask`)."""
+def copy_project(dest: Path, variant: str, memory_limit: str, lists_ref: str = "") -> Path:
+    """A fresh copy of the dbt project in `dest` for a variant (`with`, `lists`, `without`).
+
+    `lists` is the project as committed at `lists_ref` (`git archive`), the others the
+    working tree's."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    for item in PROJECT_ITEMS:
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
-        else:
-            shutil.copy2(src, dest / item)
+    if variant == "lists":
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", lists_ref, *PROJECT_ITEMS],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        for stale in dest.joinpath("tests").glob("*.py"):
+            stale.unlink()
+        shutil.rmtree(dest / "tests" / "fixtures", ignore_errors=True)
+    else:
+        for item in PROJECT_ITEMS:
+            src = ROOT / item
+            if src.is_dir():
+                shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "*.py", "fixtures"))
+            else:
+                shutil.copy2(src, dest / item)
     if memory_limit:
         profiles = (dest / "profiles.yml").read_text()
         marker = "      threads: 2\n"
@@ -221,12 +200,11 @@ def copy_project(dest: Path, variant: str, memory_limit: str) -> Path:
         profiles = profiles.replace(
             marker, marker + f"      settings:\n        memory_limit: '{memory_limit}'\n", 1)
         (dest / "profiles.yml").write_text(profiles)
-    if variant != "with":
+    if variant == "without":
         pkg = dest / "no_provenance"
         (pkg / "macros").mkdir(parents=True)
         (pkg / "dbt_project.yml").write_text(NO_PROVENANCE_PROJECT)
-        macros = NO_PROVENANCE_MACROS if variant == "without" else MASK_MACROS
-        (pkg / "macros" / "no_provenance.sql").write_text(macros)
+        (pkg / "macros" / "no_provenance.sql").write_text(NO_PROVENANCE_MACROS)
         (dest / "packages.yml").write_text("packages:\n  - local: no_provenance\n")
         with open(dest / "dbt_project.yml", "a", encoding="utf-8") as handle:
             handle.write(DISPATCH)
@@ -242,8 +220,9 @@ def dbt(project: Path, *args: str, db: Path, capture: bool = False) -> subproces
 
 
 def provenance_tests(project: Path, raw: Path, db: Path) -> list[str]:
-    """Names of the data tests that check provenance: on `*source_ids` list columns, the
-    generic test `no_excluded_sources`, or on the provenance mart."""
+    """Names of the data tests that check provenance: on `*source_ids` list columns and
+    `*source_mask` columns, the generic test `no_excluded_sources`, on the registry's
+    `source_bit`, or on the provenance mart."""
     res = dbt(project, "ls", "--resource-type", "test", "--output", "json", "--output-keys",
               "name", "column_name", "test_metadata", "depends_on", "--vars",
               json.dumps({"raw_data_dir": str(raw)}), "--quiet", db=db, capture=True)
@@ -257,7 +236,8 @@ def provenance_tests(project: Path, raw: Path, db: Path) -> list[str]:
         column = node.get("column_name") or ""
         test = (node.get("test_metadata") or {}).get("name", "")
         parents = (node.get("depends_on") or {}).get("nodes", [])
-        if (column.endswith("source_ids") or test == "no_excluded_sources"
+        if (column.endswith(("source_ids", "source_mask", "source_bit")) or test == "no_excluded_sources"
+                or node["name"] == "assert_source_bits_are_dense"
                 or any(p.endswith("." + PROVENANCE_MART) for p in parents)):
             names.append(node["name"])
     return names
@@ -272,29 +252,38 @@ class Build:
     cpu_s: float
     status: str
     nodes: dict[str, float]
+    peak_rss_mib: float = 0.0
+    load: tuple[float, float, float] = (0.0, 0.0, 0.0)  # load average before the build
 
 
 def run_build(size: int, variant: str, order: int, project: Path, raw: Path, db: Path,
               exclude: list[str]) -> Build:
-    """One `dbt build` of a fresh DuckDB file; wall and CPU time of the dbt process."""
+    """One `dbt build` of a fresh DuckDB file; wall, CPU and peak RSS of the dbt process."""
     for stale in (db, db.with_name(db.name + ".wal")):
         stale.unlink(missing_ok=True)
     shutil.rmtree(db.with_name(db.name + ".tmp"), ignore_errors=True)
     args = ["build", "--vars", json.dumps({"raw_data_dir": str(raw)}),
             "--exclude", "resource_type:unit_test", *exclude]
-    before = os.times()
+    env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_PROFILES_DIR": str(project),
+           "PIPELINE_DUCKDB_PATH": str(db)}
+    load = os.getloadavg()
+    log_path = project / "build.log"
     t0 = time.perf_counter()
-    res = dbt(project, *args, db=db, capture=True)
+    with open(log_path, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen([str(VENV_BIN / "dbt"), *args, "--project-dir", str(project)],
+                                cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own CPU and peak RSS
+        proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
-    after = os.times()
-    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    (project / "build.log").write_text(res.stdout + res.stderr)
+    cpu = usage.ru_utime + usage.ru_stime
+    rss = usage.ru_maxrss / 1024  # KiB on Linux
     results = json.loads((project / "target" / "run_results.json").read_text())
     nodes = {r["unique_id"]: float(r["execution_time"]) for r in results["results"]}
     failed = [r["unique_id"] for r in results["results"] if r["status"] not in ("success", "pass")]
-    status = "ok" if res.returncode == 0 and not failed else f"FAILED ({', '.join(failed[:5])})"
-    log.info("%s %-7s %8.1f s wall %8.1f s CPU  %s", f"{size:>10,}", variant, wall, cpu, status)
-    return Build(size, variant, order, wall, cpu, status, nodes)
+    status_text = "ok" if proc.returncode == 0 and not failed else f"FAILED ({', '.join(failed[:5])})"
+    log.info("%s %-7s %8.1f s wall %8.1f s CPU %7.0f MiB peak RSS  load %.1f  %s", f"{size:>10,}", variant,
+             wall, cpu, rss, load[0], status_text)
+    return Build(size, variant, order, wall, cpu, status_text, nodes, rss, load)
 
 
 def model_seconds(build: Build) -> dict[str, float]:
@@ -312,12 +301,12 @@ def _mean(xs: list[float]) -> float:
 
 
 def report(builds: list[Build]) -> str:
-    """Markdown: per size and variant, wall / CPU and the ratios to `without`; per model."""
-    lines = ["| users | variant | builds | wall | CPU | wall / without | CPU / without "
-             "| model time / without (no source_inventory) |", "|---|---|---|---|---|---|---|---|"]
+    """Markdown: per size and variant, wall / CPU / peak RSS and the ratios to `without`; per model."""
+    lines = ["| users | variant | builds | load avg (1 min) | wall | CPU | peak RSS | wall / without | CPU / without "
+             "| model time / without (no source_inventory) |", "|---|---|---|---|---|---|---|---|---|---|"]
     details = []
     for size in sorted({b.size for b in builds}):
-        variants = [v for v in ("with", "mask", "without") if any(b.size == size and b.variant == v for b in builds)]
+        variants = [v for v in VARIANTS if any(b.size == size and b.variant == v for b in builds)]
         runs = {v: [b for b in builds if b.size == size and b.variant == v] for v in variants}
         models = {v: [model_seconds(b) for b in runs[v]] for v in variants}
         names = sorted(set().union(*(m for v in variants for m in models[v])))
@@ -326,12 +315,15 @@ def report(builds: list[Build]) -> str:
         base = "without" if "without" in runs else None
         for v in variants:
             wall, cpu = _mean([b.wall_s for b in runs[v]]), _mean([b.cpu_s for b in runs[v]])
+            rss = max(b.peak_rss_mib for b in runs[v])
+            load = ", ".join(f"{b.load[0]:.1f}" for b in runs[v])
             if base:
                 bw, bc = _mean([b.wall_s for b in runs[base]]), _mean([b.cpu_s for b in runs[base]])
                 ratios = f"{wall / bw:.2f}x | {cpu / bc:.2f}x | {model_sum[v] / max(model_sum[base], 1e-9):.2f}x"
             else:
                 ratios = " | | "
-            lines.append(f"| {size:,} | {v} | {len(runs[v])} | {wall:.0f} s | {cpu:.0f} s | {ratios} |")
+            lines.append(f"| {size:,} | {v} | {len(runs[v])} | {load} | {wall:.0f} s | {cpu:.0f} s | "
+                         f"{rss:.0f} MiB | {ratios} |")
         details.append(f"\nPer model, {size:,} users (seconds, dbt's execution_time, mean per variant):\n")
         details.append("| model | " + " | ".join(variants) + " |")
         details.append("|---|" + "---|" * len(variants))
@@ -358,26 +350,28 @@ def main(argv: list[str] | None = None) -> int:
                         help="build sizes above this (multiples of it) by copying its data")
     parser.add_argument("--memory-limit", default="10GB",
                         help="DuckDB memory_limit for both variants ('' for DuckDB's default)")
-    parser.add_argument("--variants", default="with,without",
-                        help="with, without, mask (bitmask aggregates, see MASK_MACROS), comma-separated")
+    parser.add_argument("--variants", default="with,lists,without",
+                        help="with (source masks), lists (the list representation at --lists-ref), without; comma-separated")
+    parser.add_argument("--lists-ref", default=LISTS_REF,
+                        help=f"git commit of the `lists` variant's project (default {LISTS_REF})")
     parser.add_argument("--json", type=Path, default=None, help="also write the builds here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     sizes = [int(s.replace("_", "")) for s in args.users.split(",") if s.strip()]
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    if "with" not in variants or not set(variants) <= {"with", "without", "mask"}:
-        parser.error("--variants: `with` and any of `without`, `mask`")
+    if "with" not in variants or not set(variants) <= set(VARIANTS):
+        parser.error("--variants: `with` and any of `lists`, `without`")
     work = args.work or args.data_root / "work"
     builds: list[Build] = []
     order = 0
     for size in sizes:
         raw = ensure_data(args.data_root, size, args.replicate_base or None)
-        projects = {v: copy_project(work / f"users_{size}" / v, v, args.memory_limit)
+        projects = {v: copy_project(work / f"users_{size}" / v, v, args.memory_limit, args.lists_ref)
                     for v in variants}
         dbs = {v: work / f"users_{size}" / f"{v}.duckdb" for v in projects}
         exclude = {v: [] for v in variants}
         for v in variants:
-            if v == "with":
+            if v != "without":
                 continue
             res = dbt(projects[v], "deps", "--quiet", db=dbs[v], capture=True)
             if res.returncode:

@@ -396,7 +396,7 @@ def check_command(
     target: Target = None,
     vars: Vars = None,
 ) -> int:
-    """Check the provenance contract (rules 3 and 4) on every model, from lineage alone."""
+    """Check the provenance contract (rules 3, 4 and 5) on every model, from lineage alone."""
     from .project import load_graph
     from .provenance import check
     from .render import provenance as render

@@ -8,39 +8,51 @@ Terms (see docs/provenance.md):
 * a **root** is a seed or source with a `source_id` column; the registry (`meta: {provenance:
   registry}`) is not a root;
 * a **provenance column** of a model is one whose DIRECT lineage reaches a root's `source_id`
-  through non-masking edges only (kept as is, or collected / merged into a list). Lineage
-  decides, not names; names (`source_id`, `*_source_id`, `source_ids`, `*_source_ids`) only
-  trigger rule 4 when such a column is not provenance.
+  through steps that keep the ids as they are: the id carried unchanged, a collection of ids
+  (list, distinct list, union of lists), or a source mask (the encode step, unions of masks,
+  the decode step back to a list); `sql.provenance_view` tells those steps from the rest. A
+  column that reads a source id through any other step (a string function, a concatenation,
+  an aggregate keeping one value, a `coalesce` keeping one side) is not provenance: rule 5
+  when it is named like provenance. Lineage decides, not names; names (`source_id`,
+  `*_source_id`, `source_ids`, `*_source_ids`, `source_mask`, `*_source_mask`) only trigger
+  rules 4 and 5 when such a column is not provenance.
 
 >>> is_provenance_name("label_source_id"), is_provenance_name("source_ids"), is_provenance_name("sources")
 (True, True, False)
+>>> is_provenance_name("user_source_mask")
+True
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import re
 import shlex
-from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .dbt.config import DbtConfig
 from .dbt.manifest import last_build, seed_holds
-from .errors import LineageToolsError, UnknownNodeError, UserError, WarehouseError
+from .errors import UserError, WarehouseError
 from .graph import LineageGraph, lineage_failure
 from .records import (ColumnRef, EdgeType, Finding, ModelLineage, Node, ProjectLineage, Reason, ReasonCode,
-                      Status, Subtype)
+                      StatementLineage, Status, Subtype)
+from .sql import ValueStep
 from . import registry as reg
 from . import warehouse as wh
 
 log = logging.getLogger(__name__)
 
-PROVENANCE_NAME_RE = re.compile(r"^(?:.+_)?source_ids?$", re.I)
+PROVENANCE_NAME_RE = re.compile(r"^(?:.+_)?source_(?:ids?|mask)$", re.I)
 SOURCE_ID = "source_id"
+SOURCE_BIT = "source_bit"  # the registry column giving each source its bit in source masks
 RULE_COVERAGE = "3"  # every value's origin is recorded
 RULE_NAMING = "4"  # a provenance-named column must be provenance
+RULE_UNCHANGED = "5"  # a provenance-named column holds the ids unchanged (or a collection of them)
 RULE_LINEAGE = "lineage"  # lineage is incomplete: the rules cannot be checked
 MODEL_TYPES = ("model", "snapshot")
 
@@ -52,6 +64,25 @@ def is_provenance_name(column: str) -> bool:
 
 # =============================================================================================
 # Provenance columns, from lineage
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """A model's DIRECT edges that keep source ids unchanged (None: all of them, as when the
+    lineage comes without SQL), and the steps of its SQL that change the values they read
+    (None: not computed yet, see `Provenance.steps`)."""
+
+    preserved: frozenset[tuple[str, ColumnRef]] | None
+    steps: tuple[ValueStep, ...] | None = ()
+    error: str | None = None
+
+    @functools.cached_property
+    def sources(self) -> dict[str, tuple[ColumnRef, ...]]:
+        """Output column -> the input columns whose source ids reach it unchanged."""
+        out: dict[str, list[ColumnRef]] = {}
+        for target, source in sorted(self.preserved or ()):
+            out.setdefault(target, []).append(source)
+        return {k: tuple(v) for k, v in out.items()}
 
 
 class Provenance:
@@ -68,38 +99,73 @@ class Provenance:
             sid = next((c for c in graph.columns(node.unique_id) if c.lower() == SOURCE_ID), None)
             if sid is not None:
                 self.roots[node.unique_id] = sid
+        self._reach: dict[ColumnRef, frozenset[ColumnRef]] = {}
         self._prov: dict[ColumnRef, frozenset[ColumnRef]] = {}
         self._list: dict[ColumnRef, bool] = {}
+        self._views: dict[str, ModelView] = {}
+        self._relation_ids: dict[str, str] | None = None
+        self._cache: object = None  # the lineage cache of the project's target folder, on first use
 
     # ---- per column ------------------------------------------------------------------------
 
     def unmasked_roots(self, col: ColumnRef) -> frozenset[ColumnRef]:
-        """Root columns reached from `col` through DIRECT, non-masking edges only."""
-        return self._unmasked(col, set())
+        """Root columns reached from `col` through DIRECT, non-masking edges, whatever the steps."""
+        return self._roots(col, set(), self._reach, False)
 
-    def _unmasked(self, col: ColumnRef, active: set[ColumnRef]) -> frozenset[ColumnRef]:
-        hit = self._prov.get(col)
+    def kept_roots(self, col: ColumnRef) -> frozenset[ColumnRef]:
+        """Root `source_id` columns whose ids reach `col` unchanged or collected (see
+        `ModelView`). A model's provenance view is computed only for edges that carry ids."""
+        return self._roots(col, set(), self._prov, True)
+
+    def _roots(self, col: ColumnRef, active: set[ColumnRef], memo: dict[ColumnRef, frozenset[ColumnRef]],
+               kept: bool) -> frozenset[ColumnRef]:
+        hit = memo.get(col)
         if hit is not None:
             return hit
         if self.graph.is_root(col.relation):
-            result = frozenset((col,)) if col.column else frozenset()
+            result = frozenset((col,)) if col.column and (not kept or self._sid_roots((col,))) else frozenset()
         else:
             active.add(col)
             found: set[ColumnRef] = set()
-            for e in self.graph.upstream_edges(col, {EdgeType.DIRECT}):
-                if not e.masking and e.source not in active:
-                    found |= self._unmasked(e.source, active)
+            if kept:
+                sources = self._kept_sources(col)
+            else:
+                sources = tuple(e.source for e in self.graph.upstream_edges(col, {EdgeType.DIRECT}) if not e.masking)
+            for source in sources:
+                if source not in active:
+                    found |= self._roots(source, active, memo, kept)
             active.discard(col)
             result = frozenset(found)
-        self._prov[col] = result
+        memo[col] = result
         return result
+
+    def _kept_sources(self, col: ColumnRef) -> tuple[ColumnRef, ...]:
+        """The input columns whose source ids reach `col` unchanged. A column fed only by
+        IDENTITY edges keeps what it reads; otherwise, when some input that carries source ids
+        feeds it (DIRECT, or INDIRECT: a decode step may read a mask only in its conditions),
+        the model's provenance view decides."""
+        carrying = [e for e in self.graph.upstream_edges(col)
+                    if e.target.column == col.column and not (e.type == EdgeType.DIRECT and e.masking)
+                    and self._sid_roots(self.unmasked_roots(e.source))]
+        if not carrying:
+            return ()
+        if all(e.subtype == Subtype.IDENTITY for e in carrying):
+            return tuple(e.source for e in carrying)
+        view = self.view(col.relation)
+        if view.preserved is None:  # no SQL to read (hand-made lineage) or a view error (reported)
+            return tuple(e.source for e in carrying if e.type == EdgeType.DIRECT)
+        return view.sources.get(col.column, ())
+
+    def _sid_roots(self, refs: Iterable[ColumnRef]) -> frozenset[str]:
+        return frozenset(r.relation for r in refs if self.roots.get(r.relation, "\0").lower() == r.column.lower())
 
     def provenance_roots(self, col: ColumnRef) -> frozenset[str]:
         """The roots whose `source_id` this column carries (empty: not provenance)."""
-        return frozenset(
-            r.relation for r in self.unmasked_roots(col)
-            if self.roots.get(r.relation, "\0").lower() == r.column.lower()
-        )
+        return self._sid_roots(self.kept_roots(col))
+
+    def changed_roots(self, col: ColumnRef) -> frozenset[str]:
+        """Roots whose `source_id` this column reads through a step that changes or drops ids."""
+        return self._sid_roots(self.unmasked_roots(col)) - self.provenance_roots(col)
 
     def is_provenance(self, col: ColumnRef) -> bool:
         return bool(self.provenance_roots(col))
@@ -126,11 +192,128 @@ class Provenance:
 
     # ---- per model -------------------------------------------------------------------------
 
+    def view(self, uid: str) -> ModelView:
+        """Which DIRECT edges of model `uid` keep source ids unchanged, from its SQL's provenance
+        view (`sql.provenance_view`, analysed like the model). Computed once per model, and only
+        for models whose lineage has a step other than IDENTITY into some column."""
+        hit = self._views.get(uid)
+        if hit is None:
+            hit = self._views[uid] = self._model_view(uid)
+        return hit
+
+    def _model_view(self, uid: str) -> ModelView:
+        ml = self.graph.models.get(uid)
+        node = ml.node if ml is not None else None
+        if node is None or node.language != "sql" or not node.compiled_sql or ml.status == Status.FAILED:
+            return ModelView(None)
+        from dataclasses import replace as _replace
+
+        from . import sql as sqlmod
+        from .errors import SqlError
+        from .project import EPHEMERAL_PREFIX, analyze_node
+
+        dialect = self.project.dialect
+        registry = self._registry_relation()
+        if self._relation_ids is None:
+            self._relation_ids = {}
+            for n in self.project.nodes:
+                self._relation_ids.setdefault(n.relation, n.unique_id)
+        inputs: list[tuple[str, list[tuple[str, str | None]]]] = []
+        opaque: dict[str, str] = {}
+        for dep in node.depends_on:
+            dn = self.graph.nodes.get(dep)
+            if dn is None:
+                continue
+            declared = dict(dn.columns)
+            inputs.append((dn.relation, [(c, declared.get(c)) for c in self.graph.columns(dep) if c != "*"]))
+            if dn.materialized == "ephemeral":
+                opaque[f"{EPHEMERAL_PREFIX}{dn.identifier}"] = dn.relation
+                opaque[f"{EPHEMERAL_PREFIX}{dn.name}"] = dn.relation
+        cache, key = self._view_cache(), None
+        if cache is not None:
+            key = hashlib.sha256(json.dumps(
+                ["provenance_view", 1, cache.version, dialect, registry, node.compiled_sql, inputs,
+                 sorted(opaque.items()), sorted((r, u) for r, u in self._relation_ids.items()
+                                                if r in {i[0] for i in inputs})],
+                separators=(",", ":")).encode()).hexdigest()
+            hit = cache.get(key)
+            if hit is not None:
+                return ModelView(frozenset((e.target, e.source) for e in hit.edges), None)
+        try:
+            view = sqlmod.provenance_view(node.compiled_sql, dialect, registry)
+        except SqlError as err:
+            return ModelView(None, (), f"its SQL cannot be rewritten ({err})")
+        catalog = sqlmod.Catalog(dialect)
+        for relation, cols in inputs:
+            if cols:
+                catalog.add(relation, cols)
+        lineage = analyze_node(_replace(node, compiled_sql=view.sql, incremental_sql=None), catalog, dialect,
+                               relation_ids=self._relation_ids, opaque_ctes=opaque or None).lineage
+        if lineage.status == Status.FAILED:
+            why = "; ".join(r.message for r in lineage.reasons) or "no lineage"
+            return ModelView(None, view.steps, f"the rewritten SQL has no lineage ({why})")
+        kept = tuple(e for e in lineage.edges
+                     if e.target is not None and e.type == EdgeType.DIRECT and not e.masking)
+        if cache is not None and key is not None:
+            cache.put(key, StatementLineage(columns=(), edges=kept))
+        return ModelView(frozenset((e.target, e.source) for e in kept), view.steps)
+
+    def _registry_relation(self) -> str | None:
+        return self.graph.nodes[self.registry].relation if self.registry in self.graph.nodes else None
+
+    def _view_cache(self):
+        """The project's lineage cache (`cache.LineageCache`), where provenance views are kept
+        beside the lineage of each model (their keys start from "provenance_view")."""
+        if self._cache is None:
+            from .cache import LineageCache
+
+            path = self.project.manifest_path
+            self._cache = LineageCache.for_target(Path(path).parent) if path else False
+        return self._cache or None
+
+    def steps(self, uid: str) -> tuple[ValueStep, ...]:
+        """The value-changing steps of a model's SQL (parsed again when the view came from the cache)."""
+        view = self.view(uid)
+        if view.steps is None:
+            from . import sql as sqlmod
+            from .errors import SqlError
+
+            node = self.graph.models[uid].node
+            try:
+                steps = sqlmod.provenance_view(node.compiled_sql, self.project.dialect, self._registry_relation()).steps
+            except SqlError:
+                steps = ()
+            view = self._views[uid] = replace(view, steps=steps)
+        return view.steps
+
+    def view_error(self, uid: str) -> str | None:
+        """Why the model's provenance view could not be computed (only if it was needed)."""
+        hit = self._views.get(uid)
+        return hit.error if hit is not None else None
+
+    def changing_step(self, col: ColumnRef) -> ValueStep | None:
+        """The step of `col`'s model that changes the source ids it reads, when one is found."""
+        steps = self.steps(col.relation)
+        if not steps:
+            return None
+        names = {SOURCE_ID, col.column.lower()}
+        ml = self.graph.models.get(col.relation)
+        if ml is not None:
+            for dep in ml.node.depends_on:
+                names |= {c.lower() for c in self.provenance_columns(dep)} if dep in self.graph.models else set()
+        hits = [s for s in steps if names & set(s.columns)]
+        return (hits or list(steps))[0]
+
     def columns(self, uid: str) -> tuple[str, ...]:
         return self.graph.columns(uid)
 
     def provenance_columns(self, uid: str) -> tuple[str, ...]:
         return tuple(c for c in self.columns(uid) if self.is_provenance(ColumnRef(uid, c)))
+
+    def changed_columns(self, uid: str) -> tuple[str, ...]:
+        """Columns named like provenance that read source ids through a changing step (rule 5)."""
+        return tuple(c for c in self.columns(uid)
+                     if is_provenance_name(c) and self.changed_roots(ColumnRef(uid, c)))
 
     def carried(self, uid: str) -> frozenset[str]:
         """Roots whose provenance some column of `uid` carries."""
@@ -143,7 +326,7 @@ class Provenance:
 
 
 # =============================================================================================
-# check: contract rules 3 and 4
+# check: contract rules 3, 4 and 5
 
 
 @dataclass(frozen=True)
@@ -161,7 +344,7 @@ def _name(graph: LineageGraph, uid: str) -> str:
 
 
 def check_model(prov: Provenance, ml: ModelLineage) -> list[Finding]:
-    """Rules 3 and 4 on one model."""
+    """Rules 3, 4 and 5 on one model."""
     graph, node = prov.graph, ml.node
     uid, name, path = node.unique_id, node.name, node.original_file_path
     lines = dict(ml.lineage.column_lines)
@@ -174,11 +357,35 @@ def check_model(prov: Provenance, ml: ModelLineage) -> list[Finding]:
     for c in provenance:
         covered |= prov.provenance_roots(ColumnRef(uid, c))
     reported_roots: set[str] = set()
+    view_error = prov.view_error(uid)
+    if view_error:
+        out.append(Finding(name, None, RULE_LINEAGE, f"{name}: cannot tell whether its provenance columns keep "
+                           f"source ids unchanged (rule 5): {view_error}", "error", None, path, None))
+    # rule 5: named like provenance, reads source ids, but changes or drops some of them
+    for c in cols:
+        if not is_provenance_name(c):
+            continue
+        ref = ColumnRef(uid, c)
+        changed = prov.changed_roots(ref)
+        if not changed:
+            continue
+        root = _name(graph, sorted(changed)[0])
+        step = prov.changing_step(ref)
+        how = f"`{step.sql}`" if step else "a step that changes them"
+        out.append(Finding(
+            name, c, RULE_UNCHANGED,
+            f"{name}.{c} is named like provenance but is not provenance: it reads {root}.{SOURCE_ID} through "
+            f"{how}, which changes or drops source ids; a provenance column holds the ids as they are, a "
+            "collection of them or their source mask (collect_sources / merge_sources / source_list)",
+            "error", root, path, lines.get(c)))
+        reported_roots |= changed - covered
     # rule 4: named like provenance, but not provenance
     for c in cols:
         if not is_provenance_name(c) or c in provenance:
             continue
         ref = ColumnRef(uid, c)
+        if prov.changed_roots(ref):
+            continue  # rule 5 above
         direct = graph.roots(ref)
         reaches = prov.value_roots(ref)
         sid_reached = [r for r in direct if prov.roots.get(r.relation, "\0").lower() == r.column.lower()]
@@ -272,7 +479,7 @@ def lineage_findings(ml: ModelLineage) -> list[Finding]:
 
 
 def check(graph: LineageGraph, select: Collection[str] | None = None) -> CheckResult:
-    """Check rules 3 and 4 on every model (or the unique_ids in `select`)."""
+    """Check rules 3, 4 and 5 on every model (or the unique_ids in `select`)."""
     prov = Provenance(graph)
     findings: list[Finding] = []
     n = 0
@@ -301,10 +508,11 @@ class ModelImpact:
     columns: tuple[str, ...]
     reason: str
     relation: str
-    provenance_columns: tuple[tuple[str, bool], ...] = ()  # (column, holds a list)
+    provenance_columns: tuple[tuple[str, str], ...] = ()  # (column, what it holds: warehouse.holds_of_type)
     materialized: str | None = None
     tainted_rows: int | None = None
     total_rows: int | None = None
+    unreadable_columns: tuple[str, ...] = ()  # provenance-named columns whose source ids cannot be read
 
 
 @dataclass(frozen=True)
@@ -318,6 +526,7 @@ class Impact:
     note: str | None = None
     dialect: str = "duckdb"
     root_rows: tuple[tuple[str, int], ...] = ()  # tainted rows per holding root, when counted
+    source_bits: tuple[tuple[str, int], ...] = ()  # each source's bit in source masks (registry)
 
     def model(self, name: str) -> ModelImpact | None:
         return next((m for m in self.models if m.model == name), None)
@@ -434,7 +643,14 @@ def _modes(prov: Provenance, reached: dict[str, set[str]], order: Sequence[str])
                     if not reason.startswith("upstream: "):
                         reason = "upstream: " + reason
             if not reason and root not in carried:
-                reason = f"{node.name} does not carry the provenance of {graph.display_name(root)}"
+                changed = [c for c in prov.changed_columns(uid) if root in prov.changed_roots(ColumnRef(uid, c))]
+                if changed:
+                    step = prov.changing_step(ColumnRef(uid, changed[0]))
+                    reason = (f"{node.name}.{changed[0]} holds source ids changed by "
+                              f"`{step.sql if step else 'a transformation'}`: not provenance, so its rows "
+                              f"of {graph.display_name(root)} cannot be told apart")
+                else:
+                    reason = f"{node.name} does not carry the provenance of {graph.display_name(root)}"
             bad[(uid, root)] = reason
     out: dict[str, tuple[str, str]] = {}
     for uid, roots in reached.items():
@@ -450,17 +666,32 @@ def _modes(prov: Provenance, reached: dict[str, set[str]], order: Sequence[str])
     return out
 
 
-def _static_is_list(prov: Provenance, node: Node, column: str) -> bool:
-    """List or scalar, without a warehouse: the declared type if any, else the lineage guess."""
+def _static_holds(prov: Provenance, node: Node, column: str) -> str:
+    """What a provenance column holds (`warehouse.holds_of_type`), without a warehouse: the
+    declared type if any, else the name (`*source_mask`, `*source_ids`, `*source_id`), else the
+    lineage guess (aggregated: a list)."""
     declared = dict(node.columns).get(column)
-    if declared:
-        return wh.is_list_type("", declared)
+    holds = wh.holds_of_type("", declared) if declared else None
+    if holds:
+        return holds
     low = column.lower()
+    if low.endswith("source_mask"):
+        return wh.MASK
     if low.endswith("source_ids"):
-        return True
+        return wh.LIST
     if low.endswith("source_id"):
-        return False
-    return prov.is_list(ColumnRef(node.unique_id, column))
+        return wh.ID
+    return wh.LIST if prov.is_list(ColumnRef(node.unique_id, column)) else wh.ID
+
+
+def registry_bits(registry: reg.Registry) -> dict[str, int]:
+    """Each source's bit in source masks: the registry's `source_bit` column (none without it)."""
+    bits: dict[str, int] = {}
+    for s in registry.sources:
+        value = (s.get(SOURCE_BIT) or "").strip()
+        if value.isdigit():
+            bits[s.source_id] = int(value)
+    return bits
 
 
 def _affected_columns(prov: Provenance, uid: str, holding: set[str]) -> tuple[str, ...]:
@@ -590,7 +821,8 @@ def impact(
     warehouse is built); otherwise, or when it is not built, the answer is static.
     """
     project = graph.project
-    _, ids = _ids_or_raise(project, env, source_ids)
+    registry, ids = _ids_or_raise(project, env, source_ids)
+    bits = registry_bits(registry)
     prov = Provenance(graph)
     nodes = {n.unique_id: n for n in project.nodes}
     candidates: dict[str, bool | None] = {
@@ -610,7 +842,7 @@ def impact(
             for uid in order if uid in reached_all and nodes[uid].materialized != "ephemeral"
         ]
         try:
-            counts = wh.count_rows(env.dbt, project.dialect, rels, ids)
+            counts = wh.count_rows(env.dbt, project.dialect, rels, ids, bits)
         except WarehouseError as err:
             note = f"rows were not counted: {err}"
             counts = None
@@ -636,18 +868,29 @@ def impact(
             continue
         node = nodes[uid]
         mode, reason = modes[uid]
-        if counts is not None and uid in counts.list_columns:
-            pcols = tuple((c, c in counts.list_columns[uid]) for c in prov.provenance_columns(uid))
+        if counts is not None and uid in counts.holds:
+            held = counts.holds[uid]
+            pcols = tuple((c, held.get(c) or _static_holds(prov, node, c)) for c in prov.provenance_columns(uid))
         else:
-            pcols = tuple((c, _static_is_list(prov, node, c)) for c in prov.provenance_columns(uid))
+            pcols = tuple((c, _static_holds(prov, node, c)) for c in prov.provenance_columns(uid))
+        unreadable = tuple(dict.fromkeys([
+            *(c for c in prov.changed_columns(uid) if prov.changed_roots(ColumnRef(uid, c)) & reached[uid]),
+            *((counts.unreadable.get(uid, ())) if counts else ())]))
         rc = counts.rows.get(uid) if counts else None
+        for c in unreadable:
+            if f"{node.name}.{c} " in reason:
+                continue
+            step = prov.changing_step(ColumnRef(uid, c)) if prov.changed_roots(ColumnRef(uid, c)) else None
+            reason += (f"; {node.name}.{c} holds source ids changed by `{step.sql}`: not provenance, its rows "
+                       "cannot be counted" if step else f"; {node.name}.{c} cannot be read: its rows cannot be counted")
         models.append(ModelImpact(
             unique_id=uid, model=node.name, mode=mode,
             columns=_affected_columns(prov, uid, set(reached[uid])),
             reason=reason, relation=node.relation, provenance_columns=pcols,
             materialized=node.materialized,
-            tainted_rows=rc.tainted_rows if rc else None,
+            tainted_rows=rc.tainted_rows if rc and not unreadable else None,
             total_rows=rc.total_rows if rc else None,
+            unreadable_columns=unreadable,
         ))
     names = [m.model for m in models]
     argv = rebuild_argv(env, names, ids) if names else ()
@@ -665,6 +908,7 @@ def impact(
         note=note,
         dialect=project.dialect,
         root_rows=root_rows,
+        source_bits=tuple(sorted(bits.items())),
     )
 
 
@@ -717,5 +961,6 @@ def clean_rows_sql(imp: Impact, m: ModelImpact, *, any_mode: bool = False) -> st
         return None
     if not m.provenance_columns:
         return f"select * from {_quote_relation(imp.dialect, m.relation)}" if any_mode else None
-    preds = [wh.contains_any(imp.dialect, c, is_list, imp.source_ids) for c, is_list in m.provenance_columns]
+    bits = dict(imp.source_bits)
+    preds = [wh.contains_any(imp.dialect, c, holds, imp.source_ids, bits) for c, holds in m.provenance_columns]
     return f"select * from {_quote_relation(imp.dialect, m.relation)} where not ({' or '.join(preds)})"

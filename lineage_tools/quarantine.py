@@ -40,6 +40,7 @@ from .dbt.runner import run_dbt
 from .errors import LineageToolsError, UserError, WarehouseError
 from .graph import LineageGraph
 from .output import write_text
+from .records import ColumnRef
 from .provenance import (
     EXCLUDED_VAR,
     MODEL_TYPES,
@@ -350,13 +351,16 @@ def _set_pending(env: Env, entries: list[dict[str, Any]]) -> None:
             _pending_path(env).unlink()
 
 
-def _counts(env: Env, graph: LineageGraph, prov: Provenance, uids: Sequence[str], ids: Sequence[str]) -> wh.Counts:
+def _counts(env: Env, graph: LineageGraph, prov: Provenance, uids: Sequence[str], ids: Sequence[str],
+            imp: Impact) -> wh.Counts:
+    """Rows of the models in `uids`, and rows carrying `ids` (source masks read with the
+    registry's bits, from `imp`)."""
     project = graph.project
     nodes = {n.unique_id: n for n in project.nodes}
     rels = [wh.Relation(u, _ref(nodes[u]), nodes[u].schema, nodes[u].identifier, prov.provenance_columns(u),
                         nodes[u].relation_name)
             for u in uids if nodes[u].materialized != "ephemeral"]
-    return wh.count_rows(env, project.dialect, rels, ids)
+    return wh.count_rows(env, project.dialect, rels, ids, dict(imp.source_bits))
 
 
 def _ref(node: Any) -> str:
@@ -367,6 +371,30 @@ def _ref(node: Any) -> str:
 
 def _remaining(counts: wh.Counts) -> int:
     return sum((c.tainted_rows or 0) for c in counts.rows.values())
+
+
+def _unreadable_message(prov: Provenance, imp: Impact, after: wh.Counts) -> str | None:
+    """Why the proof cannot say how many rows are left, naming each column it cannot read."""
+    changed: list[str] = []
+    steps: list[str] = []
+    typed: list[str] = []
+    for m in imp.models:
+        for c in m.unreadable_columns:
+            ref = ColumnRef(m.unique_id, c)
+            if prov.changed_roots(ref):
+                changed.append(f"{m.model}.{c}")
+                step = prov.changing_step(ref)
+                if step and f"`{step.sql}`" not in steps:
+                    steps.append(f"`{step.sql}`")
+        typed += [f"{m.model}.{c}" for c in after.unreadable.get(m.unique_id, ()) if f"{m.model}.{c}" not in changed]
+    parts = []
+    if changed:
+        parts.append(f"{', '.join(changed)} hold{'s' if len(changed) == 1 else ''} source ids changed by "
+                     f"{', '.join(steps) or 'a transformation'}: not provenance, so the rows "
+                     f"{'it holds' if len(changed) == 1 else 'they hold'} cannot be read (check, rule 5)")
+    if typed:
+        parts.append(f"{', '.join(typed)} cannot be read: no source ids in a column of that type")
+    return "; ".join(parts) or None
 
 
 # ---- serving: one pass for every waiting request ------------------------------------------------
@@ -470,8 +498,9 @@ def _nothing_to_do(env: Env, graph: LineageGraph, prov: Provenance, every: Seque
     if plan.registry_changed or any(set(e.get("source_ids") or ()) & set(request.source_ids) for e in pending):
         return None
     uids = list(dict.fromkeys([*(m.unique_id for m in job.impact.models), *every]))
-    remaining = _remaining(_counts(env, graph, prov, uids, request.source_ids)) if request.quarantine else None
-    if remaining:
+    counts = _counts(env, graph, prov, uids, request.source_ids, job.impact) if request.quarantine else None
+    remaining = _remaining(counts) if counts else None
+    if remaining or (counts and _unreadable_message(prov, job.impact, counts)):  # the proof will say why
         return None
     ids = ", ".join(request.source_ids)
     state = "quarantined" if request.quarantine else "active"
@@ -487,7 +516,7 @@ def _prepare(graph: LineageGraph, env: Env, prov: Provenance, work: list[_Job]) 
     writing): checked before anything is written."""
     for job in work:
         uids = [m.unique_id for m in job.impact.models]
-        job.before = _counts(env, graph, prov, uids, job.request.source_ids) if uids else wh.Counts({}, False)
+        job.before = _counts(env, graph, prov, uids, job.request.source_ids, job.impact) if uids else wh.Counts({}, False)
         if uids and not job.before.built:
             raise WarehouseError(f"cannot {job.request.action}: the warehouse is not built (run `dbt build` first)")
     wh.ensure_writable(env)
@@ -524,14 +553,21 @@ def _prove(env: Env, graph: LineageGraph, prov: Provenance, every: Sequence[str]
     """Count again after the rebuild: the rows per affected model, and no row of a quarantined
     source anywhere a provenance column could hold it."""
     uids = [m.unique_id for m in job.impact.models]
-    after = _counts(env, graph, prov, list(dict.fromkeys([*uids, *every])), job.request.source_ids)
+    after = _counts(env, graph, prov, list(dict.fromkeys([*uids, *every])), job.request.source_ids, job.impact)
     before = job.before or wh.Counts({}, False)
     rows = tuple(ModelRows(m.model, before.rows[m.unique_id].total_rows if m.unique_id in before.rows else None,
                            after.rows[m.unique_id].total_rows if m.unique_id in after.rows else None)
                  for m in job.impact.models)
     remaining = _remaining(after)
-    if job.request.quarantine and remaining:
+    unreadable = _unreadable_message(prov, job.impact, after)
+    ids = ", ".join(job.request.source_ids)
+    if job.request.quarantine and (remaining or unreadable):
+        left = f"{remaining} row(s) still carry {ids} after the rebuild" if remaining else ""
+        proof = f"cannot prove that no row of {ids} is left: {unreadable}" if unreadable else ""
         raise RebuildError(
-            f"{remaining} row(s) still carry {', '.join(job.request.source_ids)} after the rebuild; the rebuild stays "
-            f"pending. To look: lineage-tools impact {' '.join(job.request.source_ids)}; to retry: {job.request.rerun}")
-    return replace(job.plan, models=rows, remaining_tainted_rows=remaining)
+            f"{'; '.join(x for x in (left, proof) if x)}; the rebuild stays pending. To look: lineage-tools impact "
+            f"{' '.join(job.request.source_ids)}; to retry: {job.request.rerun}")
+    note = job.plan.note
+    if unreadable:
+        note = f"{note}; {unreadable}" if note else unreadable
+    return replace(job.plan, models=rows, remaining_tainted_rows=None if unreadable else remaining, note=note)

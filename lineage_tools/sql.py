@@ -541,7 +541,8 @@ def _to_duckdb(node: exp.Expr) -> exp.Expr:
     """What sqlglot leaves untranslated from Spark / Hive to DuckDB, rewritten where the
     equivalent is exact: ``pmod(a, b)`` -> ``((a % b) + b) % b``; ``conv(x, 16, 10)`` (hex text to
     decimal text, at most 16 hex digits: NULL on overflow where Spark saturates) ->
-    ``CAST(TRY_CAST('0x' || x AS UBIGINT) AS TEXT)``; ``reverse`` of a list -> ``list_reverse``.
+    ``CAST(TRY_CAST('0x' || x AS UBIGINT) AS TEXT)``; ``reverse`` of a list -> ``list_reverse``;
+    ``raise_error(msg)`` -> ``error(msg)``.
     Other ``conv`` bases stay as written (DuckDB then names ``conv`` as unknown)."""
     from sqlglot import exp
 
@@ -551,6 +552,8 @@ def _to_duckdb(node: exp.Expr) -> exp.Expr:
         a, b = (exp.paren(x, copy=False) if isinstance(x, exp.Binary) else x for x in args)
         inner = exp.Add(this=exp.paren(exp.Mod(this=a, expression=b)), expression=b.copy())
         return exp.paren(exp.Mod(this=exp.paren(inner), expression=b.copy()))
+    if name == "raise_error" and len(args) == 1:  # Spark's raise_error(msg) is DuckDB's error(msg)
+        return exp.Anonymous(this="ERROR", expressions=[args[0]])
     if name == "conv" and len(args) == 3 and (_int_literal(args[1]), _int_literal(args[2])) == (16, 10):
         hex_text = exp.DPipe(this=exp.Literal.string("0x"), expression=args[0])
         number = exp.TryCast(this=hex_text, to=exp.DataType.build("UBIGINT", dialect="duckdb"))
@@ -586,3 +589,242 @@ def transpile(sql: str, read: str, write: str) -> str:
         raise SqlError(f"cannot translate {read} SQL to {write}: {err}") from err
     except RecursionError as err:
         raise SqlError("statement too deeply nested to translate") from err
+
+
+# --------------------------------------------------------------------------------------------
+# The provenance view of a statement (provenance.py decides what a provenance column is)
+
+@dataclass(frozen=True)
+class ValueStep:
+    """A step of a SELECT item that changes or drops the values it reads (`upper(x)`,
+    `max(x)`, `coalesce(a, b)`), as `provenance_view` marked it."""
+
+    sql: str  # the statement's line where the step reads its first column, shortened
+    line: int | None  # 1-based line in the statement
+    columns: tuple[str, ...]  # the names of the columns it reads, lower case
+
+
+@dataclass(frozen=True)
+class ProvenanceView:
+    """A statement rewritten so that lineage tells provenance-preserving paths from the rest:
+    every value-changing step is wrapped in `md5(...)` (so its edges come out masking), and the
+    encode / decode steps of source masks are replaced by what they encode or decode."""
+
+    sql: str
+    steps: tuple[ValueStep, ...]
+
+
+# Aggregates and row functions that keep the values they read, as a collection: a list of
+# them, a list's elements, a union of lists or of source masks. sqlglot class names.
+_COLLECTING = ("ArrayAgg", "ArrayUniqueAgg", "BitwiseOrAgg")
+_PRESERVING = ("Array", "ArraySort", "SortArray", "ArrayDistinct", "Flatten", "ArrayConcat", "ArrayUnion",
+               "ArrayCompact", "Explode", "ExplodeOuter", "Unnest", "BitwiseOr", "Alias", "Paren", "Distinct")
+_ERROR_NAMES = frozenset({"error", "raise_error"})
+_ID_TYPES = frozenset({"TEXT", "VARCHAR", "CHAR", "NCHAR", "NVARCHAR", "STRING", "BPCHAR", "NAME",
+                       "BIGINT", "UBIGINT", "INT", "UINT", "HUGEINT", "UHUGEINT", "INT128"})
+
+
+@functools.lru_cache(maxsize=1)
+def _classes(names: tuple[str, ...]) -> tuple[type, ...]:
+    from sqlglot import exp
+
+    return tuple(getattr(exp, n) for n in names if hasattr(exp, n))
+
+
+def provenance_view(sql: str, dialect: str, registry: str | None = None, id_column: str = "source_id") -> ProvenanceView:
+    """The provenance view of one statement (see `ProvenanceView`): in every SELECT item (of
+    every CTE, subquery and union branch), a step is kept when it passes the source ids it reads
+    on unchanged: a column, a cast to a text or integer type, a collecting aggregate (`list`,
+    `array_agg`, `collect_list` / `collect_set`, `bit_or`, also over a window), list functions
+    that sort, de-duplicate, flatten, concatenate or unnest, a `coalesce` with constants, `|`;
+    the encode step of a source mask (`1 << (select source_bit from <registry> where
+    source_id = id)`, with a `case when id is null`) stands for `id` and the decode step (a
+    subquery listing the registry's ids where `(mask >> source_bit) & 1 = 1`) for `mask`, where
+    `<registry>` is the relation `registry` (a normalized name) read alone and `source_id` is
+    `id_column`. Any other step that
+    reads a column (a string function, `||`, an aggregate keeping one value, `coalesce` of two
+    columns, `case`) is wrapped in `md5(...)` and listed in `steps`. Raises `SqlError`.
+
+    >>> v = provenance_view("select upper(s) as s, list(distinct s) as l from t", "duckdb")
+    >>> v.sql
+    'SELECT MD5(UPPER(s)) AS s, ARRAY_AGG(DISTINCT s) AS l FROM t'
+    >>> [(s.sql, s.line, s.columns) for s in v.steps]
+    [('select upper(s) as s, list(distinct s) as l from t', 1, ('s',))]
+    """
+    from sqlglot import exp
+
+    dialect = check_dialect(dialect)
+    statement = parse_statement(sql, dialect)
+    steps: list[ValueStep] = []
+    lines = sql.splitlines()
+
+    def over_registry(node: exp.Expr) -> bool:
+        """A scalar subquery that reads the registry alone."""
+        if registry is None or not isinstance(node, exp.Subquery) or not isinstance(node.this, exp.Select):
+            return False
+        select = node.this
+        tables = list(select.find_all(exp.Table))
+        return (len(tables) == 1 and not select.args.get("joins")
+                and normalize_relation(tables[0], dialect) == registry)
+
+    def outer_columns(node: exp.Expr) -> list[exp.Column]:
+        """Columns of a registry subquery's WHERE that are not the registry's (its alias's)."""
+        where = node.this.args.get("where")
+        if where is None:
+            return []
+        alias = node.this.args["from_"].this.alias_or_name if node.this.args.get("from_") else ""
+        return [c for c in where.find_all(exp.Column) if c.table != alias]
+
+    def is_registry(node: exp.Expr) -> bool:
+        """A registry subquery that reads none of the row's values: constants, no provenance."""
+        return over_registry(node) and not outer_columns(node)
+
+    def shifted(node: exp.Expr) -> list[exp.Expr]:
+        """What `node` shifts right (`x >> n`, `shiftright(x, n)`): the masks it reads bits of."""
+        out = []
+        for s in node.find_all(exp.BitwiseRightShift, exp.Anonymous):
+            if isinstance(s, exp.BitwiseRightShift):
+                out.append(s.this)
+            elif s.name.lower() == "shiftright" and len(s.expressions) == 2:
+                out.append(s.expressions[0])
+        return out
+
+    def columns(node: exp.Expr) -> list[exp.Column]:
+        """Columns read by `node`, outside registry subqueries and error calls."""
+        out, stack = [], [node]
+        while stack:
+            cur = stack.pop()
+            if isinstance(cur, exp.Column):
+                out.append(cur)
+                continue
+            if is_registry(cur) or (isinstance(cur, exp.Anonymous) and cur.name.lower() in _ERROR_NAMES):
+                continue
+            stack.extend(cur.iter_expressions())
+        return out
+
+    def wrap(node: exp.Expr) -> exp.Expr:
+        cols = columns(node)
+        line = next((c.this.meta.get("line") for c in cols if isinstance(c.this, exp.Expr) and c.this.meta.get("line")), None)
+        # the text as written (sqlglot would respell some functions: string_agg as listagg)
+        text = lines[line - 1].strip() if line and line <= len(lines) else node.sql(dialect=dialect)
+        steps.append(ValueStep(text if len(text) <= 80 else text[:77] + "...", line,
+                               tuple(dict.fromkeys(c.name.lower() for c in cols))))
+        return exp.MD5(this=node)
+
+    def strip(node: exp.Expr) -> exp.Expr:
+        """`x` of `(x)`, `x - 1`, `nullif(x, 0)`, `coalesce(x, error(...))`."""
+        while True:
+            if isinstance(node, exp.Paren):
+                node = node.this
+            elif isinstance(node, (exp.Sub, exp.Nullif)) and not columns(node.expression):
+                node = node.this
+            elif isinstance(node, exp.Coalesce) and node.expressions and not any(columns(e) for e in node.expressions):
+                node = node.this
+            else:
+                return node
+
+    def encoded(node: exp.Expr) -> exp.Expr | None:
+        """The id of an encode step `1 << (select r.source_bit from <registry> as r where
+        r.source_id = id)` (Spark `shiftleft`; `coalesce(..., error(...))` around it), else None."""
+        if isinstance(node, exp.BitwiseLeftShift) and not columns(node.this):
+            amount = strip(node.expression)
+        elif isinstance(node, exp.Anonymous) and node.name.lower() == "shiftleft" and len(node.expressions) == 2 \
+                and not columns(node.expressions[0]):
+            amount = strip(node.expressions[1])
+        else:
+            return None
+        where = amount.this.args.get("where") if over_registry(amount) else None
+        eq = where.this if isinstance(where, exp.Where) else where
+        if not isinstance(eq, exp.EQ):
+            return None
+        outer = {id(c) for c in outer_columns(amount)}
+        sides = [s for s in (eq.this, eq.expression) if any(id(c) in outer for c in s.find_all(exp.Column))]
+        other = [s for s in (eq.this, eq.expression) if s not in sides]
+        if len(sides) != 1 or len(other) != 1 or not isinstance(other[0], exp.Column) \
+                or other[0].name.lower() != id_column.lower():
+            return None  # a lookup by the registry's id column only
+        return sides[0]
+
+    def decoded(node: exp.Expr) -> exp.Expr | None:
+        """The mask of a decode step: a subquery on the registry alone whose WHERE reads one
+        mask's bits (`(select list(r.source_id order by r.source_id) from <registry> as r where
+        ((mask >> r.source_bit) & 1) = 1)`, Spark `sort_array(collect_list(...))`, `shiftright`)."""
+        if not over_registry(node) or not outer_columns(node):
+            return None
+        masks = shifted(node.this.args["where"])
+        outer = {id(c) for c in outer_columns(node)}
+        if len(masks) != 1 or not outer <= {id(c) for c in masks[0].find_all(exp.Column)}:
+            return None  # the row's values are read as one mask's bits, nothing else
+        return masks[0]
+
+    def null_guard(node: exp.Case) -> exp.Expr | None:
+        """`default` of `case when x is null then <constant> else default end` (x read by default)."""
+        default = node.args.get("default")
+        if default is None or not node.args.get("ifs"):
+            return None
+        used = {c.sql() for c in columns(default)}
+        for branch in node.args["ifs"]:
+            cond = branch.this
+            if not (isinstance(cond, exp.Is) and isinstance(cond.expression, exp.Null)):
+                return None
+            if columns(branch.args.get("true")) or not {c.sql() for c in columns(cond.this)} <= used:
+                return None
+        return default
+
+    def view(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column) or not columns(node):
+            return node
+        if isinstance(node, exp.Star):  # `* REPLACE (expr AS name)`: each replacement is an item
+            if node.args.get("replace"):
+                node.set("replace", [view(e) for e in node.args["replace"]])
+            return node
+        inner = encoded(node)
+        if inner is None:
+            inner = decoded(node)
+        if inner is None and isinstance(node, exp.Case):
+            inner = null_guard(node)
+        if inner is not None:
+            return view(inner)
+        if isinstance(node, (exp.Cast, exp.TryCast)):
+            to = node.to
+            base = to.expressions[0] if to.is_type(exp.DataType.Type.ARRAY) and to.expressions else to
+            if isinstance(base, exp.DataType) and base.this.name in _ID_TYPES:
+                node.set("this", view(node.this))
+                return node
+            return wrap(node)
+        if isinstance(node, exp.Coalesce):
+            varying = [a for a in [node.this, *node.expressions] if columns(a)]
+            return view(varying[0]) if len(varying) == 1 else wrap(node)
+        if isinstance(node, exp.Window):
+            agg = node.this
+            if isinstance(agg, _classes(_COLLECTING)):
+                node.set("this", view(agg))
+                return node
+            return wrap(node)
+        if isinstance(node, exp.Filter):  # aggregate FILTER (WHERE ...): the condition is no value
+            node.set("this", view(node.this))
+            return node
+        if isinstance(node, exp.Order):  # list(x ORDER BY y)
+            node.set("this", view(node.this))
+            return node
+        if isinstance(node, exp.ArrayFilter):  # list_filter(list, lambda): the lambda is a condition
+            node.set("this", view(node.this))
+            return node
+        if isinstance(node, _classes(_COLLECTING + _PRESERVING)):
+            for key, value in list(node.args.items()):
+                if isinstance(value, exp.Expr):
+                    node.set(key, view(value))
+                elif isinstance(value, list):
+                    node.set(key, [view(v) if isinstance(v, exp.Expr) else v for v in value])
+            return node
+        return wrap(node)
+
+    for select in list(statement.find_all(exp.Select)):
+        if is_registry(select.parent):
+            continue  # the registry's own columns: not provenance, not a value of the rows
+        select.set("expressions", [view(e) for e in select.expressions])
+    try:
+        text = statement.sql(dialect=dialect)
+    except RecursionError as err:
+        raise SqlError("statement too deeply nested to rewrite") from err
+    return ProvenanceView(text, tuple(steps))

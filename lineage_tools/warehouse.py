@@ -9,28 +9,36 @@ With `provenance.py` deciding WHAT to count, this module does it:
   adapter (Spark, ...) the query runs through dbt's connection for the target, in a child
   process (`dbt.runner.QuerySession`).
 * `contains_any` is the one place where the SQL "this provenance column holds any of these
-  ids" is spelled per dialect (DuckDB `list_has_any`, Spark `arrays_overlap`). Ids are
-  validated (`registry.check_id_syntax`) before they are quoted into SQL.
+  ids" is spelled per dialect, for every way a provenance column holds source ids (`holds`):
+  one id (`ID`), a list of them (`LIST`: DuckDB `list_has_any`, Spark `arrays_overlap`), a
+  list of lists (`"id[][]"`, flattened first), a source mask (`MASK`: a BIGINT with bit
+  `source_bit` of the registry set per source; `bits` gives each id's bit) or a list of masks.
+  `holds_of_type` reads it from a warehouse column type. Ids are validated
+  (`registry.check_id_syntax`) before they are quoted into SQL.
 
->>> contains_any("duckdb", "source_id", False, ("a", "b"))
+>>> contains_any("duckdb", "source_id", ID, ("a", "b"))
 'coalesce(cast("source_id" as varchar) in (\\'a\\', \\'b\\'), false)'
->>> contains_any("duckdb", "source_ids", True, ("a",))
+>>> contains_any("duckdb", "source_ids", LIST, ("a",))
 'coalesce(list_has_any(cast("source_ids" as varchar[]), [\\'a\\']), false)'
->>> contains_any("spark", "source_ids", True, ("a",))
+>>> contains_any("spark", "source_ids", LIST, ("a",))
 "coalesce(arrays_overlap(cast(`source_ids` as array<string>), array('a')), false)"
+>>> contains_any("duckdb", "source_mask", MASK, ("a", "c"), {"a": 0, "b": 1, "c": 3})
+'coalesce((cast("source_mask" as bigint) & 9) <> 0, false)'
+>>> holds_of_type("duckdb", "VARCHAR[][]"), holds_of_type("spark", "bigint"), holds_of_type("duckdb", "DATE")
+('id[][]', 'mask', None)
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .dbt.config import DbtConfig, one_line
-from .errors import WarehouseError
+from .errors import UserError, WarehouseError
 from .registry import check_id_syntax
 
 log = logging.getLogger(__name__)
@@ -49,23 +57,88 @@ def quote_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def contains_any(dialect: str, column: str, is_list: bool, source_ids: Sequence[str]) -> str:
-    """SQL that is true when provenance `column` (a scalar or a list) holds any of the ids."""
+ID, LIST, MASK = "id", "id[]", "mask"  # what a provenance column holds (see contains_any)
+_ID_TYPES = ("varchar", "text", "string", "char", "character", "bpchar", "nvarchar")
+_MASK_TYPES = ("bigint", "int8", "long", "integer", "int", "int4", "ubigint", "hugeint", "uhugeint")
+
+
+def holds_of_type(dialect: str, data_type: str) -> str | None:
+    """What a provenance column of this warehouse type holds: `"id"`, `"mask"`, each followed by
+    one `[]` per list level (`"id[]"`, `"id[][]"`, `"mask[]"`); None when it is neither (a
+    column this tool cannot read source ids from)."""
+    t = (data_type or "").strip().lower()
+    depth = 0
+    while True:
+        if t.endswith("[]"):
+            t, depth = t[:-2].strip(), depth + 1
+        elif (t.startswith("array<") or t.startswith("list<")) and t.endswith(">"):
+            t, depth = t[t.index("<") + 1:-1].strip(), depth + 1
+        elif t.startswith("array(") and t.endswith(")"):
+            t, depth = t[len("array("):-1].strip(), depth + 1
+        else:
+            break
+    base = t.split("(")[0].strip()
+    if base in _ID_TYPES or base == "character varying":
+        return ID + "[]" * depth
+    if base in _MASK_TYPES:
+        return MASK + "[]" * depth
+    return None
+
+
+def source_mask(source_ids: Sequence[str], bits: Mapping[str, int]) -> int:
+    """The source mask of `source_ids`: bit `bits[id]` set for each. `UserError` for an id
+    without a bit (the registry has no `source_bit` for it).
+
+    >>> source_mask(["b"], {"a": 0, "b": 2})
+    4
+    """
+    mask = 0
+    for sid in source_ids:
+        bit = bits.get(sid)
+        if not isinstance(bit, int) or not 0 <= bit <= 62:
+            raise UserError(f"cannot read source masks: the registry gives no source_bit (0-62) for {sid!r}")
+        mask |= 1 << bit
+    return mask
+
+
+def contains_any(dialect: str, column: str, holds: str | bool, source_ids: Sequence[str],
+                 bits: Mapping[str, int] | None = None) -> str:
+    """SQL that is true when provenance `column` holds any of the ids. `holds` is what the column
+    holds (`holds_of_type`: `"id"`, `"id[]"`, `"mask"`, ... ; True / False mean `"id[]"` /
+    `"id"`); a source mask needs each id's bit in `bits`. `ValueError` for anything else."""
+    if isinstance(holds, bool):
+        holds = LIST if holds else ID
     ids = [quote_string(check_id_syntax(s)) for s in source_ids]
     col = _quote_ident(dialect, column)
-    if dialect in ("spark", "databricks"):
-        if is_list:
-            return f"coalesce(arrays_overlap(cast({col} as array<string>), array({', '.join(ids)})), false)"
-        return f"coalesce(cast({col} as string) in ({', '.join(ids)}), false)"
-    if is_list:
-        return f"coalesce(list_has_any(cast({col} as varchar[]), [{', '.join(ids)}]), false)"
-    return f"coalesce(cast({col} as varchar) in ({', '.join(ids)}), false)"
-
-
-def is_list_type(dialect: str, data_type: str) -> bool:
-    """Does a warehouse column type name a list (array) type?"""
-    t = (data_type or "").strip().lower()
-    return t.endswith("[]") or t.startswith("array") or t.startswith("list")
+    spark = dialect in ("spark", "databricks")
+    base, depth = holds.split("[")[0], holds.count("[]")
+    if base not in (ID, MASK) or holds != base + "[]" * depth:
+        raise ValueError(f"contains_any: cannot read a column holding {holds!r}")
+    if base == ID:
+        if depth == 0:
+            text = "string" if spark else "varchar"
+            return f"coalesce(cast({col} as {text}) in ({', '.join(ids)}), false)"
+        if spark:
+            listed = f"cast({col} as {'array<' * depth}string{'>' * depth})"
+            for _ in range(depth - 1):
+                listed = f"flatten({listed})"
+            return f"coalesce(arrays_overlap({listed}, array({', '.join(ids)})), false)"
+        listed = f"cast({col} as varchar{'[]' * depth})"
+        for _ in range(depth - 1):
+            listed = f"flatten({listed})"
+        return f"coalesce(list_has_any({listed}, [{', '.join(ids)}]), false)"
+    mask = source_mask(source_ids, bits or {})
+    if depth == 0:
+        return f"coalesce((cast({col} as bigint) & {mask}) <> 0, false)"
+    if spark:
+        listed = f"cast({col} as {'array<' * depth}bigint{'>' * depth})"
+        for _ in range(depth - 1):
+            listed = f"flatten({listed})"
+        return f"coalesce(exists({listed}, m -> (m & {mask}) <> 0), false)"
+    listed = f"cast({col} as bigint{'[]' * depth})"
+    for _ in range(depth - 1):
+        listed = f"flatten({listed})"
+    return f"coalesce(len(list_filter({listed}, lambda m: (m & {mask}) <> 0)) > 0, false)"
 
 
 def _columns_sql(dialect: str, relations: Sequence["Relation"]) -> str:
@@ -198,42 +271,57 @@ def _duckdb_types(db: _DuckDB, relations: Sequence[Relation]) -> dict[tuple[str,
 
 
 def _count(query: Any, dialect: str, relations: Sequence[Relation], source_ids: Sequence[str],
-           types: dict[tuple[str, str], dict[str, str]], name: Any) -> dict:
-    """ONE counting query over the relations that exist (`types`: their columns' types; list or
-    scalar decides the predicate); `name(rel)` is how the query names a relation."""
+           types: dict[tuple[str, str], dict[str, str]], name: Any,
+           bits: Mapping[str, int] | None = None) -> dict:
+    """ONE counting query over the relations that exist (`types`: their columns' types, which
+    say what each provenance column holds); `name(rel)` is how the query names a relation.
+
+    A provenance column whose type holds no source ids this tool can read (or a source mask
+    without the registry's bits) makes its relation's tainted count unknown (None) and is
+    listed in `unreadable`: a count that skipped it would claim too little."""
     parts, present = [], []
+    holds: dict[str, dict[str, str]] = {}
+    unreadable: dict[str, list[str]] = {}
     for i, rel in enumerate(relations):
         cols = types.get(((rel.schema or "").lower(), rel.identifier.lower()))
         if cols is None:
             continue
         present.append(rel)
-        preds = [
-            contains_any(dialect, c, is_list_type(dialect, cols[c.lower()]), source_ids)
-            for c in rel.provenance_columns
-            if c.lower() in cols
-        ]
-        tainted = (
-            f"sum(case when {' or '.join(preds)} then 1 else 0 end)" if preds else "null"
-        )
+        preds = []
+        for c in rel.provenance_columns:
+            if c.lower() not in cols:
+                continue
+            kind = holds_of_type(dialect, cols[c.lower()])
+            try:
+                pred = contains_any(dialect, c, kind, source_ids, bits) if kind else None
+            except UserError:
+                pred = None
+            if pred is None:
+                unreadable.setdefault(rel.key, []).append(c)
+            else:
+                holds.setdefault(rel.key, {})[c] = kind
+                preds.append(pred)
+        if rel.key in unreadable:
+            tainted = "null"
+        else:
+            tainted = f"sum(case when {' or '.join(preds)} then 1 else 0 end)" if preds else "null"
         parts.append(
             f"select {i} as rel_index, count(*) as total_rows, {tainted} as tainted_rows "
             f"from {name(rel)}"
         )
     counts: dict[str, dict] = {}
-    lists = {
-        rel.key: [c for c in rel.provenance_columns
-                  if is_list_type(dialect, types.get(((rel.schema or "").lower(), rel.identifier.lower()), {}).get(c.lower(), ""))]
-        for rel in present
-    }
+    lists = {rel.key: [c for c, k in holds.get(rel.key, {}).items() if k != ID] for rel in present}
     if parts:
         for row in query("\nunion all\n".join(parts)):
             rel = relations[int(row["rel_index"])]
             tainted = row["tainted_rows"]
             counts[rel.key] = {
                 "total_rows": int(row["total_rows"] or 0),
-                "tainted_rows": None if tainted is None and not rel.provenance_columns else int(tainted or 0),
+                "tainted_rows": None if tainted is None and (not rel.provenance_columns or rel.key in unreadable)
+                else int(tainted or 0),
             }
-    return {"counts": counts, "built": bool(types), "list_columns": lists}
+    return {"counts": counts, "built": bool(types), "list_columns": lists, "holds": holds,
+            "unreadable": unreadable}
 
 
 @dataclass(frozen=True)
@@ -243,17 +331,19 @@ class Counts:
     rows: dict[str, RowCount]
     built: bool
     list_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> its list-typed columns
+    holds: dict[str, dict[str, str]] = field(default_factory=dict)  # key -> column -> what it holds
+    unreadable: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> columns not read
 
 
 def count_rows(
     config: DbtConfig, dialect: str, relations: Sequence[Relation], source_ids: Sequence[str],
-    *, through_dbt: bool = False,
+    bits: Mapping[str, int] | None = None, *, through_dbt: bool = False,
 ) -> Counts:
     """Count total and tainted rows of `relations` in the target's warehouse.
 
     DuckDB: the file opened read-only (`WarehouseBusy` when another process writes to it; not
     built when there is no file). Other adapters (or `through_dbt`): through dbt's connection,
-    in one child process."""
+    in one child process. `bits`: each source's bit in source masks, from the registry."""
     for sid in source_ids:
         check_id_syntax(sid)
     path = config.duckdb_path if config.adapter_type == "duckdb" else None
@@ -264,7 +354,7 @@ def count_rows(
         try:
             types = _duckdb_types(db, relations)
             answer = _count(db.query, dialect, relations, source_ids, types,
-                            lambda rel: rel.sql_name or f'"{rel.schema}"."{rel.identifier}"')
+                            lambda rel: rel.sql_name or f'"{rel.schema}"."{rel.identifier}"', bits)
         finally:
             db.close()
     else:
@@ -275,9 +365,11 @@ def count_rows(
             for row in session.query(_columns_sql(dialect, relations)):
                 types.setdefault((row["table_schema"], row["table_name"]), {})[row["column_name"]] = str(
                     row["data_type"])
-            answer = _count(session.query, dialect, relations, source_ids, types, lambda rel: rel.ref)
+            answer = _count(session.query, dialect, relations, source_ids, types, lambda rel: rel.ref, bits)
     return Counts(
         rows={k: RowCount(v["total_rows"], v["tainted_rows"]) for k, v in answer["counts"].items()},
         built=answer["built"],
         list_columns={k: tuple(v) for k, v in answer.get("list_columns", {}).items()},
+        holds={k: dict(v) for k, v in answer.get("holds", {}).items()},
+        unreadable={k: tuple(v) for k, v in answer.get("unreadable", {}).items()},
     )

@@ -28,6 +28,25 @@ EXPECTED = {
     # lineage errors: what lineage cannot see fails the check, with the file's line
     ("broken_does_not_parse", None, "lineage", None, 9),
     ("broken_missing_column", "emial", "lineage", None, 6),
+    # rule 5: a provenance-named column that reads source ids but changes or drops some
+    ("broken_upper_source_id", "source_id", "5", "raw_job_search_labels", 15),
+    ("broken_concat_source_id", "source_id", "5", "raw_job_search_labels", 14),
+    ("broken_string_agg_source_ids", "source_ids", "5", "raw_job_search_labels", 15),
+    ("broken_any_value_source_id", "source_id", "5", "raw_job_search_labels", 14),
+    ("broken_max_source_id", "label_source_id", "5", "raw_job_search_labels", 14),
+    ("broken_first_value_source_id", "source_id", "5", "raw_job_search_labels", 14),
+    ("broken_coalesce_join_source_id", "source_id", "5", "raw_job_search_labels", 19),
+}
+
+# what each rule-5 finding must name: the step that changes the ids
+TRANSFORMATIONS = {
+    "broken_upper_source_id": "upper",
+    "broken_concat_source_id": "||",
+    "broken_string_agg_source_ids": "string_agg",
+    "broken_any_value_source_id": "any_value",
+    "broken_max_source_id": "max",
+    "broken_first_value_source_id": "first_value",
+    "broken_coalesce_join_source_id": "coalesce",
 }
 
 
@@ -98,6 +117,9 @@ def test_messages_name_what_is_lost(broken_json: dict) -> None:
     assert "lineage FAILED (parse_error, line 9)" in by_model["broken_does_not_parse"]
     assert "emial" in by_model["broken_missing_column"]
     assert "(did you mean: email?)" in by_model["broken_missing_column"]
+    for model, step in TRANSFORMATIONS.items():
+        assert step in by_model[model], (model, by_model[model])
+        assert "not provenance" in by_model[model]
 
 
 @pytest.mark.dbt
@@ -112,6 +134,7 @@ def test_text_output_names_each_lineage_error_on_its_own_line(broken_project: Pa
     assert "error [lineage]" in by_file["models/broken/broken_does_not_parse.sql:9"]
     assert "error [lineage]" in by_file["models/broken/broken_missing_column.sql:6"]
     assert "error [rule 3]" in by_file["models/broken/broken_pivot_statement.sql:5"]
+
 
 
 @pytest.mark.dbt

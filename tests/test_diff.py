@@ -233,8 +233,8 @@ def change_model(head: Path) -> None:
     edits = [
         ("        count(*) as n_events,", "        count(distinct event_id) as n_events,"),
         ("    from events\n    group by account_id", "    from events\n    where event_type <> 'heartbeat'\n    group by account_id"),
-        ("        merge_source_ids\n    from user_activity",
-         "        merge_source_ids,\n        n_job_views + n_apply_clicks as n_job_actions\n    from user_activity"),
+        ("        merge_source_mask\n    from user_activity",
+         "        merge_source_mask,\n        n_job_views + n_apply_clicks as n_job_actions\n    from user_activity"),
     ]
     for old, new in edits:
         assert old in sql, f"{MODEL} changed: update this test's edit ({old.strip()!r} is gone)"
@@ -293,9 +293,9 @@ def test_ci_recipe_on_a_real_change(tmp_path: Path):
 
     # a change that loses the origin of values is a new finding: the gate closes
     sql = (head / MODEL).read_text(encoding="utf-8")
-    old = "        event_source_ids,\n        user_source_ids,"
+    old = "        event_source_mask,\n        user_source_mask,"
     assert old in sql, f"{MODEL} changed: update this test's edit"
-    (head / MODEL).write_text(sql.replace(old, "        user_source_ids,"), encoding="utf-8")
+    (head / MODEL).write_text(sql.replace(old, "        user_source_mask,"), encoding="utf-8")
     gate = run_cli(*args, "--fail-on", "new-findings", "--format", "json", cwd=head, env=env)
     assert gate.returncode == 1, gate.stderr[-2000:]
     found = json.loads(gate.stdout)["findings_added"]

@@ -96,8 +96,21 @@ def test_registry_covers_every_generated_source_and_all_kinds() -> None:
 
 
 def is_provenance_column(name: str) -> bool:
-    """The contract's naming: source_id, <role>_source_id, source_ids, <role>_source_ids."""
-    return name in ("source_id", "source_ids") or name.endswith(("_source_id", "_source_ids"))
+    """The contract's naming: source_id, <role>_source_id, source_ids, <role>_source_ids and the
+    source masks source_mask, <role>_source_mask."""
+    return name in ("source_id", "source_ids", "source_mask") or name.endswith(
+        ("_source_id", "_source_ids", "_source_mask"))
+
+
+def source_bits() -> dict[int, str]:
+    """The registry's bits: source_bit -> source_id."""
+    return {int(row["source_bit"]): row["source_id"] for row in registry_rows()}
+
+
+def decode_mask(mask: int) -> tuple[str, ...]:
+    """The source ids of a source mask, sorted (what `source_list` gives in SQL)."""
+    bits = source_bits()
+    return tuple(sorted(bits[b] for b in range(63) if mask >> b & 1))
 
 
 def connect(project: Path) -> duckdb.DuckDBPyConnection:
@@ -143,7 +156,10 @@ def row_sources(names: list[str], row: tuple) -> set[str]:
     for name, value in zip(names, row):
         if not is_provenance_column(name) or value is None:
             continue
-        found.update(value if isinstance(value, tuple) else (value,))
+        if name.endswith("source_mask"):
+            found.update(decode_mask(value))
+        else:
+            found.update(value if isinstance(value, tuple) else (value,))
     return found
 
 
@@ -280,12 +296,12 @@ def test_source_inventory_counts_contributions(
     assert after["labels_inhouse"] > 0
 
 
-# Per-user models take a user's record and merge provenance once per user (shared_source_list)
-# instead of collecting it over the user's accounts: it must equal that collection.
+# Per-user models take a user's record and merge provenance from the user's accounts (the union
+# of equal masks, or the anchor account's): it must equal the union over all the user's accounts.
 USER_GRAIN_PROVENANCE = {
-    "int_user_activity": {"user_source_ids": "user_source_ids", "merge_source_ids": "merge_source_ids"},
-    "int_labels_resolved": {"user_source_ids": "user_source_ids", "merge_source_ids": "merge_source_ids"},
-    "int_users_merged": {"source_ids": "user_source_ids", "merge_source_ids": "merge_source_ids"},
+    "int_user_activity": {"user_source_mask": "user_source_mask", "merge_source_mask": "merge_source_mask"},
+    "int_labels_resolved": {"user_source_mask": "user_source_mask", "merge_source_mask": "merge_source_mask"},
+    "int_users_merged": {"source_mask": "user_source_mask", "merge_source_mask": "merge_source_mask"},
 }
 
 
@@ -293,7 +309,7 @@ USER_GRAIN_PROVENANCE = {
 @pytest.mark.parametrize("model", sorted(USER_GRAIN_PROVENANCE))
 def test_user_provenance_is_the_union_over_the_users_accounts(built_pipeline: Path, model: str) -> None:
     recollected = """
-        select user_id, list_sort(list_distinct(flatten(list({col})))) as expected
+        select user_id, bit_or({col}) as expected
         from main.int_user_accounts
         group by user_id
     """
@@ -333,7 +349,8 @@ def test_no_excluded_sources_test_fails_on_tables_built_before_the_exclusion(
     built_pipeline: Path, tmp_path: Path
 ) -> None:
     """The generic test catches rows still carrying a source that is now excluded, in scalar
-    (`source_id`) and list (`label_source_ids`) columns, and passes where none is left."""
+    (`source_id`), source mask (`label_source_mask`) and list (`label_source_ids`) columns, and
+    passes where none is left."""
     project = copy_project(tmp_path / "pipeline")
     (project / "target").mkdir()
     shutil.copy2(built_pipeline / "target" / "pipeline.duckdb", project / "target")
@@ -349,12 +366,17 @@ def test_no_excluded_sources_test_fails_on_tables_built_before_the_exclusion(
             "select count(*) from main.training_examples "
             "where list_contains(label_source_ids, 'labels_crowd_acme')"
         ).fetchone()
+        (n_resolved,) = con.execute(
+            "select count(*) from main.int_labels_resolved "
+            f"where label_source_mask & {1 << {v: k for k, v in source_bits().items()}['labels_crowd_acme']} <> 0"
+        ).fetchone()
     assert result.returncode == 1
     output = result.output
     assert f"FAIL {n_labels} no_excluded_sources_stg_job_search_labels_source_id" in output
-    assert f"FAIL {n_examples} no_excluded_sources_training_examples_label_source_ids" in output
+    assert f"FAIL {n_examples} no_excluded_sources_training_examples " in output
+    assert f"FAIL {n_resolved} no_excluded_sources_int_labels_resolved " in output
     assert "PASS no_excluded_sources_stg_users_web_source_id" in output
-    assert "PASS no_excluded_sources_training_examples_event_source_ids" in output
+    assert "PASS no_excluded_sources_int_user_activity " in output
 
 
 # --- bad input ---------------------------------------------------------------------------
@@ -409,6 +431,77 @@ def test_unregistered_or_missing_source_id_fails_a_test_naming_the_relation(
     output = result.output
     assert "FAIL 1 relationships_raw_user_events_source_id" in output
     assert "FAIL 1 not_null_raw_spam_ips_source_id" in output
+
+
+UNREGISTERED_MODEL = """\
+-- a model outside staging that collects a source id the registry does not know
+select
+    account_id,
+    {{ collect_sources('unchecked.source_id') }} as source_mask
+from (select 'acc_1' as account_id, 'labels_nobody' as source_id) as unchecked
+group by account_id
+"""
+
+
+@pytest.mark.dbt
+def test_an_unregistered_source_id_stops_the_build_where_it_is_encoded(project_copy: Path) -> None:
+    """Staging drops rows of unregistered sources (and a test names the raw relation), but a
+    model that encodes an id the registry does not know fails loudly: the id is never dropped."""
+    (project_copy / "models" / "marts" / "unregistered_mask.sql").write_text(UNREGISTERED_MODEL)
+    result = run_dbt(project_copy, "build", "--select", "data_sources", "unregistered_mask", check=False)
+    assert result.returncode != 0
+    assert 'source id "labels_nobody" is not in the registry data_sources' in result.output
+    with duckdb.connect(str(project_copy / "target" / "pipeline.duckdb"), read_only=True) as con:
+        tables = {t for (t,) in con.execute("select table_name from information_schema.tables").fetchall()}
+    assert "unregistered_mask" not in tables
+
+
+@pytest.mark.dbt
+def test_an_unqualified_column_in_the_encode_macro_is_a_compile_error(project_copy: Path) -> None:
+    """Inside the registry subquery an unqualified `source_id` would be the registry's own
+    column (every row would match): the macro refuses it when the model compiles."""
+    (project_copy / "models" / "marts" / "unqualified_mask.sql").write_text(
+        "select account_id, {{ collect_sources('source_id') }} as source_mask\n"
+        "from {{ ref('stg_user_events') }}\ngroup by account_id\n")
+    result = run_dbt(project_copy, "compile", "--select", "unqualified_mask", check=False)
+    assert result.returncode != 0
+    assert 'encode_source("source_id"): qualify the column' in result.output
+
+
+@pytest.mark.dbt
+def test_adding_a_source_to_the_registry_needs_no_model_edit(project_copy: Path) -> None:
+    """A new tracker: one registry row (the next source bit) and raw rows carrying it; the
+    models are the committed ones, and its id shows in the marts' lists and the inventory."""
+    new_source = "events_smart_tv"
+    registry = project_copy / "seeds" / "data_sources.csv"
+    text = registry.read_text(encoding="utf-8")
+    next_bit = max(int(row["source_bit"]) for row in registry_rows()) + 1
+    registry.write_text(text.rstrip("\n") + f"\n{new_source},{next_bit},in_house,internal,0.00,10,2026-08-01,"
+                        "active,,,Events from the smart TV app\n", encoding="utf-8")
+    events = project_copy / "seeds" / "raw_user_events.csv"
+    lines = events.read_text(encoding="utf-8").split("\n")
+    moved = 0
+    for i in range(1, len(lines)):
+        if lines[i].endswith(",events_web_clickstream") and i % 3 == 0:
+            lines[i] = lines[i].rsplit(",", 1)[0] + "," + new_source
+            moved += 1
+    assert moved > 100
+    events.write_text("\n".join(lines), encoding="utf-8")
+    run_dbt(project_copy, "build")
+    for folder in ("models", "macros"):
+        for path in (PROJECT_ROOT / folder).rglob("*"):
+            if path.is_file():
+                assert (project_copy / folder / path.relative_to(PROJECT_ROOT / folder)).read_bytes() == path.read_bytes()
+    with connect(project_copy) as con:
+        (with_new,) = con.execute(
+            "select count(*) from main.training_examples where list_contains(event_source_ids, ?)", [new_source]
+        ).fetchone()
+        inventory = dict(con.execute(
+            "select model_name, n_rows from main.source_inventory where source_id = ?", [new_source]).fetchall())
+        (raw,) = con.execute("select count(*) from main.raw_user_events where source_id = ?", [new_source]).fetchone()
+    assert with_new > 0
+    assert inventory["stg_user_events"] == raw == moved
+    assert inventory["training_examples"] == with_new
 
 
 # --- the scale path: raw relations as dbt sources over Parquet --------------------------------

@@ -138,20 +138,28 @@ MODELS = {
     """,
     # the group id is the least account id passed along the links (a min over the account and
     # its linked accounts per hop, grouped by account, so the link ends are GROUP_BY keys);
-    # collect_sources is coalesce(list_sort(list(distinct ...)), []): AGGREGATION + CONDITIONAL
-    # (shared_source_list, a user's list taken once per group, is any_value(...): AGGREGATION)
+    # collect_sources is coalesce(bit_or(case when id is null then 0 else 1 << coalesce((select
+    # source_bit from <registry> where source_id = id), error('... ' || id)) end), 0): the bit is
+    # the registry's (AGGREGATION + CONDITIONAL), the id picks it (FILTER), is tested for NULL and
+    # named in the error (AGGREGATION + CONDITIONAL); collect_source_masks, bit_or of masks:
+    # AGGREGATION + CONDITIONAL
     "int_user_accounts": """
         account_id <- int_users_despammed.account_id IDENTITY
         user_id <- int_users_despammed.account_id AGGREGATION
         source_id <- int_users_despammed.source_id IDENTITY
-        user_source_ids <- int_users_despammed.source_id AGGREGATION CONDITIONAL
-        merge_source_ids <- stg_id_merge_pairs.source_id AGGREGATION CONDITIONAL
+        user_source_mask <- int_users_despammed.source_id AGGREGATION CONDITIONAL FILTER
+        user_source_mask <- data_sources.source_bit AGGREGATION CONDITIONAL
+        user_source_mask <- data_sources.source_id FILTER
+        merge_source_mask <- stg_id_merge_pairs.source_id AGGREGATION CONDITIONAL FILTER
+        merge_source_mask <- data_sources.source_bit AGGREGATION CONDITIONAL
+        merge_source_mask <- data_sources.source_id FILTER
         * <- int_users_despammed.account_id FILTER GROUP_BY JOIN
         * <- stg_id_merge_pairs.account_id_a FILTER GROUP_BY JOIN
         * <- stg_id_merge_pairs.account_id_b FILTER GROUP_BY JOIN
         * <- stg_id_merge_pairs.match_score FILTER
         rows: int_users_despammed aggregate outer_join_optional semi_join
         rows: stg_id_merge_pairs aggregate outer_join_optional
+        rows: data_sources scalar_subquery
     """,
     # votes: latest label per labeller (row_number = 1 filters on its window keys), majority
     # with the most confident label breaking ties (rank = 1 in the join condition); the user's
@@ -161,9 +169,11 @@ MODELS = {
         is_job_seeker <- stg_job_search_labels.is_job_seeker TRANSFORMATION CONDITIONAL
         n_votes_yes <- stg_job_search_labels.is_job_seeker CONDITIONAL
         vote_agreement <- stg_job_search_labels.is_job_seeker CONDITIONAL
-        label_source_ids <- stg_job_search_labels.source_id AGGREGATION CONDITIONAL
-        user_source_ids <- int_user_accounts.user_source_ids IDENTITY
-        merge_source_ids <- int_user_accounts.merge_source_ids IDENTITY
+        label_source_mask <- stg_job_search_labels.source_id AGGREGATION CONDITIONAL FILTER
+        label_source_mask <- data_sources.source_bit AGGREGATION CONDITIONAL
+        label_source_mask <- data_sources.source_id FILTER
+        user_source_mask <- int_user_accounts.user_source_mask IDENTITY
+        merge_source_mask <- int_user_accounts.merge_source_mask IDENTITY
         * <- int_user_accounts.account_id FILTER JOIN
         * <- int_user_accounts.user_id FILTER GROUP_BY JOIN
         * <- stg_job_search_labels.account_id JOIN
@@ -174,6 +184,7 @@ MODELS = {
         * <- stg_job_search_labels.source_id FILTER
         rows: int_user_accounts aggregate window
         rows: stg_job_search_labels aggregate window
+        rows: data_sources scalar_subquery
     """,
     # counts per account then per user: event_type only decides which events count
     "int_user_activity": """
@@ -186,15 +197,18 @@ MODELS = {
         first_event_at <- stg_user_events.event_at AGGREGATION
         last_event_at <- stg_user_events.event_at AGGREGATION
         active_span_days <- stg_user_events.event_at AGGREGATION
-        event_source_ids <- stg_user_events.source_id AGGREGATION CONDITIONAL
-        user_source_ids <- int_user_accounts.user_source_ids AGGREGATION
-        merge_source_ids <- int_user_accounts.merge_source_ids AGGREGATION
+        event_source_mask <- stg_user_events.source_id AGGREGATION CONDITIONAL FILTER
+        event_source_mask <- data_sources.source_bit AGGREGATION CONDITIONAL
+        event_source_mask <- data_sources.source_id FILTER
+        user_source_mask <- int_user_accounts.user_source_mask AGGREGATION CONDITIONAL
+        merge_source_mask <- int_user_accounts.merge_source_mask AGGREGATION CONDITIONAL
         * <- int_user_accounts.account_id JOIN
         * <- int_user_accounts.user_id GROUP_BY
         * <- stg_user_events.account_id GROUP_BY JOIN
         * <- stg_user_events.source_id GROUP_BY
         rows: int_user_accounts aggregate
         rows: stg_user_events aggregate
+        rows: data_sources scalar_subquery
     """,
     # one row per user: its first account (row_number over created_at, account_id) + roll-ups
     "int_users_merged": """
@@ -203,16 +217,21 @@ MODELS = {
         email <- int_users_despammed.email IDENTITY
         country_code <- int_users_despammed.country_code IDENTITY
         first_seen_at <- int_users_despammed.created_at AGGREGATION
-        source_ids <- int_users_despammed.source_id AGGREGATION CONDITIONAL
-        merge_source_ids <- int_user_accounts.merge_source_ids AGGREGATION
+        source_mask <- int_users_despammed.source_id AGGREGATION CONDITIONAL FILTER
+        source_mask <- data_sources.source_bit AGGREGATION CONDITIONAL
+        source_mask <- data_sources.source_id FILTER
+        merge_source_mask <- int_user_accounts.merge_source_mask AGGREGATION CONDITIONAL
         * <- int_user_accounts.account_id JOIN
         * <- int_user_accounts.user_id FILTER GROUP_BY JOIN
         * <- int_users_despammed.account_id FILTER JOIN
         * <- int_users_despammed.created_at FILTER
         rows: int_user_accounts aggregate window
         rows: int_users_despammed aggregate window
+        rows: data_sources scalar_subquery
     """,
-    # features + label per user; coalesce(x, 0) both passes and decides
+    # features + label per user; coalesce(x, 0) both passes and decides; source_list(mask) lists
+    # the registry's ids whose bit the mask has (a scalar subquery correlated with the mask): the
+    # ids are the registry's values, the mask filters them (`check` reads it as provenance)
     "training_examples": """
         user_id <- int_users_merged.user_id IDENTITY
         country_code <- int_users_merged.country_code IDENTITY
@@ -228,16 +247,26 @@ MODELS = {
         is_job_seeker <- int_labels_resolved.is_job_seeker IDENTITY
         label_agreement <- int_labels_resolved.vote_agreement IDENTITY
         split <- int_users_merged.user_id CONDITIONAL !
-        source_ids <- int_users_merged.source_ids IDENTITY
-        merge_source_ids <- int_users_merged.merge_source_ids IDENTITY
-        event_source_ids <- int_user_activity.event_source_ids TRANSFORMATION CONDITIONAL
-        label_source_ids <- int_labels_resolved.label_source_ids IDENTITY
+        source_ids <- int_users_merged.source_mask FILTER
+        merge_source_ids <- int_users_merged.merge_source_mask FILTER
+        event_source_ids <- int_user_activity.event_source_mask FILTER
+        label_source_ids <- int_labels_resolved.label_source_mask FILTER
+        source_ids <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        source_ids <- data_sources.source_bit FILTER
+        merge_source_ids <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        merge_source_ids <- data_sources.source_bit FILTER
+        event_source_ids <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        event_source_ids <- data_sources.source_bit FILTER
+        label_source_ids <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        label_source_ids <- data_sources.source_bit FILTER
         * <- int_users_merged.user_id JOIN
         * <- int_labels_resolved.user_id JOIN
         * <- int_user_activity.user_id JOIN
         rows: int_user_activity outer_join_optional
+        rows: data_sources scalar_subquery
     """,
-    # per label source: agreement with the consensus, plus the registry's cost (left join)
+    # per label source: agreement with the consensus, plus the registry's cost (left join); the
+    # union of the labels' masks (bit_or), decoded (source_list, as in training_examples)
     "label_quality": """
         source_id <- stg_job_search_labels.source_id IDENTITY
         kind <- data_sources.kind IDENTITY
@@ -252,14 +281,17 @@ MODELS = {
         cost_usd <- data_sources.cost_usd TRANSFORMATION
         hours_to_acquire <- data_sources.hours_to_acquire IDENTITY
         cost_per_label <- data_sources.cost_usd TRANSFORMATION
-        consensus_source_ids <- int_labels_resolved.label_source_ids AGGREGATION CONDITIONAL
-        user_source_ids <- int_labels_resolved.user_source_ids AGGREGATION CONDITIONAL
-        merge_source_ids <- int_labels_resolved.merge_source_ids AGGREGATION CONDITIONAL
+        consensus_source_ids <- int_labels_resolved.label_source_mask FILTER
+        user_source_ids <- int_labels_resolved.user_source_mask FILTER
+        merge_source_ids <- int_labels_resolved.merge_source_mask FILTER
+        consensus_source_ids <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        consensus_source_ids <- data_sources.source_bit FILTER
+        user_source_ids <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        user_source_ids <- data_sources.source_bit FILTER
+        merge_source_ids <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        merge_source_ids <- data_sources.source_bit FILTER
         * <- stg_job_search_labels.account_id JOIN
         * <- stg_job_search_labels.source_id GROUP_BY JOIN
-        * <- int_labels_resolved.label_source_ids GROUP_BY
-        * <- int_labels_resolved.user_source_ids GROUP_BY
-        * <- int_labels_resolved.merge_source_ids GROUP_BY
         * <- int_user_accounts.account_id JOIN
         * <- int_user_accounts.user_id JOIN
         * <- int_labels_resolved.user_id JOIN
@@ -267,19 +299,20 @@ MODELS = {
         rows: stg_job_search_labels aggregate
         rows: int_user_accounts aggregate outer_join_optional
         rows: int_labels_resolved aggregate outer_join_optional
-        rows: data_sources outer_join_optional
+        rows: data_sources outer_join_optional scalar_subquery
     """,
 }
 
-# source_inventory: rows per (model, source id) over a union of 15 models; the list-valued
-# provenance columns are exploded (unnest of a coalesce: TRANSFORMATION + CONDITIONAL).
+# source_inventory: rows per (model, source id) over a union of 15 models; the lists are
+# exploded (unnest of a coalesce: TRANSFORMATION + CONDITIONAL), the masks decoded then exploded
+# (the ids are the registry's, the mask filters them).
 INVENTORY_SCALARS = ["stg_users_web", "stg_users_mobile", "stg_users_partner", "stg_spam_accounts",
                      "stg_spam_ips", "stg_spam_scores", "stg_id_merge_pairs", "stg_job_search_labels",
                      "stg_user_events", "int_users_despammed"]
 INVENTORY_LISTS = {
-    "int_users_merged": ["source_ids", "merge_source_ids"],
-    "int_user_activity": ["event_source_ids", "user_source_ids", "merge_source_ids"],
-    "int_labels_resolved": ["label_source_ids", "user_source_ids", "merge_source_ids"],
+    "int_users_merged": ["source_mask", "merge_source_mask"],
+    "int_user_activity": ["event_source_mask", "user_source_mask", "merge_source_mask"],
+    "int_labels_resolved": ["label_source_mask", "user_source_mask", "merge_source_mask"],
     "training_examples": ["source_ids", "merge_source_ids", "event_source_ids", "label_source_ids"],
     "label_quality": ["source_id", "consensus_source_ids", "user_source_ids", "merge_source_ids"],
 }
@@ -293,14 +326,18 @@ def _inventory_spec() -> str:
         hours_to_acquire <- data_sources.hours_to_acquire IDENTITY
         acquired_on <- data_sources.acquired_on IDENTITY
         cost_per_row <- data_sources.cost_usd TRANSFORMATION
-        * <- data_sources.source_id JOIN
-        rows: data_sources outer_join_optional"""]
+        source_id <- data_sources.source_id AGGREGATION SORT CONDITIONAL
+        source_id <- data_sources.source_bit FILTER
+        * <- data_sources.source_id JOIN GROUP_BY
+        * <- data_sources.source_bit JOIN GROUP_BY
+        rows: data_sources outer_join_optional scalar_subquery"""]
     for model in INVENTORY_SCALARS:
         lines += [f"source_id <- {model}.source_id IDENTITY", f"* <- {model}.source_id GROUP_BY JOIN",
                   f"rows: {model} aggregate"]
     for model, columns in INVENTORY_LISTS.items():
         for col in columns:
-            lines += [f"source_id <- {model}.{col} TRANSFORMATION CONDITIONAL", f"* <- {model}.{col} GROUP_BY JOIN"]
+            kind = "FILTER" if col.endswith("_mask") else "TRANSFORMATION CONDITIONAL"
+            lines += [f"source_id <- {model}.{col} {kind}", f"* <- {model}.{col} GROUP_BY JOIN"]
         lines.append(f"rows: {model} aggregate")
     return "\n".join(lines)
 
@@ -385,15 +422,31 @@ def test_every_model_is_full_and_columns_have_file_lines(compiled_doc: dict):
     assert blocklist["materialized"] == "ephemeral"
 
 
-def test_provenance_columns_reach_root_source_ids(compiled_doc: dict):
-    """The DIRECT roots of the marts' provenance columns are the raw seeds' source_id."""
+def test_provenance_columns_reach_root_source_ids(compiled_doc: dict, compiled_pipeline: Path):
+    """The marts' lists take their ids from the registry (DIRECT), filtered by a source mask: by
+    lineage alone their values come from the registry; as provenance (`check`, `impact`) they
+    carry the raw seeds' source_id, through the masks of the intermediate models."""
+    from lineage_tools.graph import build_graph
+    from lineage_tools.project import load_project
+    from lineage_tools.provenance import Provenance
+    from lineage_tools.records import ColumnRef
+
     node = next(n for n in compiled_doc["nodes"] if n["name"] == "training_examples")
     roots = {c["name"]: {(r["node"], r["column"]) for r in c["direct_roots"]} for c in node["columns"]}
-    assert roots["label_source_ids"] == {(f"seed.{PKG}.raw_job_search_labels", "source_id")}
-    assert roots["event_source_ids"] == {(f"seed.{PKG}.raw_user_events", "source_id")}
-    assert roots["merge_source_ids"] == {(f"seed.{PKG}.raw_id_merge_pairs", "source_id")}
-    assert roots["source_ids"] == {(f"seed.{PKG}.raw_users_{f}", "source_id") for f in ("web", "mobile", "partner")}
+    registry = {(f"seed.{PKG}.data_sources", "source_id")}
+    for column in ("label_source_ids", "event_source_ids", "merge_source_ids", "source_ids"):
+        assert roots[column] == registry, column
     assert roots["split"] == set()  # a hash decides it: no value flows
+
+    prov = Provenance(build_graph(load_project(compiled_pipeline)))
+    uid = f"model.{PKG}.training_examples"
+    carried = {c: prov.provenance_roots(ColumnRef(uid, c)) for c in ("label_source_ids", "event_source_ids",
+                                                                      "merge_source_ids", "source_ids")}
+    assert carried["label_source_ids"] == {f"seed.{PKG}.raw_job_search_labels"}
+    assert carried["event_source_ids"] == {f"seed.{PKG}.raw_user_events"}
+    assert carried["merge_source_ids"] == {f"seed.{PKG}.raw_id_merge_pairs"}
+    assert carried["source_ids"] == {f"seed.{PKG}.raw_users_{f}" for f in ("web", "mobile", "partner")}
+    assert prov.provenance_columns(uid) == ("source_ids", "merge_source_ids", "event_source_ids", "label_source_ids")
 
 
 def test_compile_alone_equals_build(compiled_doc: dict, built_pipeline: Path):

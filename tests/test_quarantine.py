@@ -184,6 +184,90 @@ def test_killed_quarantine_can_be_run_again(built_pipeline: Path, tmp_path: Path
     assert _differences(reference / "target" / "pipeline.duckdb", db) == {}
 
 
+# ---- provenance the proof cannot read ------------------------------------------------------
+
+BROKEN_MODELS = Path(__file__).parent / "fixtures" / "broken_models"
+# rule-5 fixtures: provenance-named columns holding changed ids, in models that read the raw
+# labels directly (outside staging), so a quarantine's rebuild keeps their rows
+TRANSFORMED = (
+    "broken_upper_source_id", "broken_concat_source_id", "broken_string_agg_source_ids",
+    "broken_any_value_source_id", "broken_max_source_id", "broken_first_value_source_id",
+    "broken_coalesce_join_source_id",
+)
+NESTED = "clean_nested_source_lists"  # a list of lists of ids: readable, counted exactly
+
+
+@pytest.fixture(scope="module")
+def transformed_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pipeline with the rule-5 fixture models and a nested-list model, built once."""
+    project = copy_project(tmp_path_factory.mktemp("transformed") / "pipeline")
+    dest = project / "models" / "broken"
+    dest.mkdir()
+    for name in (*TRANSFORMED, NESTED):
+        shutil.copy2(BROKEN_MODELS / f"{name}.sql", dest / f"{name}.sql")
+    run_dbt(project, "build")
+    return project
+
+
+def _count(db: Path, sql: str) -> int:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.mark.dbt
+def test_impact_does_not_count_changed_ids_as_provenance(transformed_build: Path) -> None:
+    proc = run_cli("impact", SOURCE, "--format", "json", "--project-dir", str(transformed_build),
+                   cwd=transformed_build)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["rows_counted"]
+    models = {m["model"]: m for m in data["models"]}
+    db = transformed_build / "target" / "pipeline.duckdb"
+    for name in TRANSFORMED:
+        m = models[name]
+        # the rows are there (the ids only changed their spelling or some were dropped) ...
+        assert _count(db, f"select count(*) from main.{name}") > 0
+        # ... so no count of "tainted" rows is given as if the column could be read
+        assert m["tainted_rows"] is None, (name, m)
+        assert m["mode"] == "rebuild", (name, m)
+        assert m["provenance_columns"] == [], (name, m)
+        assert "not provenance" in m["reason"], (name, m["reason"])
+    # a list of lists is read through: every row holding the source in some inner list
+    truth = _count(db, f"select count(*) from main.{NESTED} where list_contains(flatten(source_ids), '{SOURCE}')")
+    assert truth > 0
+    assert models[NESTED]["tainted_rows"] == truth
+
+
+@pytest.mark.dbt
+def test_quarantine_refuses_to_certify_rows_it_cannot_read(transformed_build: Path, tmp_path: Path) -> None:
+    """The issue's case: only models whose ids were respelled, so no row matches the id as
+    written; the proof must not say "0 rows left" while the rows are there."""
+    project = _copy_built(transformed_build, tmp_path / "pipeline")
+    kept = ("broken_upper_source_id", "broken_concat_source_id")
+    for path in (project / "models" / "broken").glob("*.sql"):
+        if path.stem not in kept:
+            path.unlink()
+    run_dbt(project, "compile", "--select", "broken")  # the manifest without the deleted models
+    proc = run_cli("quarantine", SOURCE, "--reason", REASON, "--format", "json",
+                   "--project-dir", str(project), cwd=project)
+    # the respelled rows are still there after the rebuild (these models skip staging)
+    db = project / "target" / "pipeline.duckdb"
+    raw = _count(db, f"select count(*) from main.raw_job_search_labels where source_id = '{SOURCE}'")
+    assert raw > 0
+    assert _count(db, f"select count(*) from main.broken_upper_source_id where source_id = upper('{SOURCE}')") == raw
+    assert _count(db, f"select count(*) from main.broken_concat_source_id where source_id = 'src:{SOURCE}'") == raw
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    error = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1, proc.stderr[-3000:]
+    for name in kept:
+        assert f"{name}.source_id" in error[0], error[0]
+    assert "cannot" in error[0] and "not provenance" in error[0], error[0]
+
+
 # ---- the registry edit itself (no dbt) ----------------------------------------------------
 
 from datetime import date  # noqa: E402

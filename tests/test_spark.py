@@ -45,7 +45,7 @@ LOST_PROVENANCE_MODEL = """\
 select
     users.user_id,
     labels.is_job_seeker,
-    users.source_ids
+    users.source_mask
 from {{ ref('int_users_merged') }} as users
 inner join {{ ref('int_labels_resolved') }} as labels
     on labels.user_id = users.user_id

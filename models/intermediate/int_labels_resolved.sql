@@ -3,7 +3,7 @@
 --   1. a labeller's latest label of a user wins (a window: labellers correct themselves);
 --   2. the majority of those votes decides;
 --   3. a tied vote goes to the most confident label (a window again).
--- `label_source_ids` are the labelling sources whose votes took part; the user's record and
+-- `label_source_mask` holds the labelling sources whose votes took part; the user's record and
 -- merge provenance is the same on each of the user's accounts: it is read once per user, from
 -- the user's anchor account (the account whose id became the user_id), and joined to the
 -- result, never carried through the vote windows.
@@ -63,7 +63,7 @@ tally as (
         user_id,
         count(*) as n_votes,
         sum(case when is_job_seeker then 1 else 0 end) as n_votes_yes,
-        {{ collect_sources('source_id') }} as label_source_ids
+        {{ collect_sources('votes.source_id') }} as label_source_mask
     from votes
     group by user_id
 
@@ -73,8 +73,8 @@ user_provenance as (
 
     select
         user_id,
-        user_source_ids,
-        merge_source_ids
+        user_source_mask,
+        merge_source_mask
     from accounts
     where account_id = user_id
 
@@ -106,9 +106,9 @@ final as (
         cast(tally.n_votes_yes as bigint) as n_votes_yes,
         cast(greatest(tally.n_votes_yes, tally.n_votes - tally.n_votes_yes) as double)
             / tally.n_votes as vote_agreement,
-        tally.label_source_ids,
-        user_provenance.user_source_ids,
-        user_provenance.merge_source_ids
+        tally.label_source_mask,
+        user_provenance.user_source_mask,
+        user_provenance.merge_source_mask
     from tally
     inner join most_confident
         on most_confident.user_id = tally.user_id

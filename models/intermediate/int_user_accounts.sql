@@ -10,8 +10,9 @@
 -- itself and its links): a step that read it twice would double the plan at every step on
 -- engines that inline CTEs (Spark).
 --
--- Provenance: `source_id` is the account record's own source; `user_source_ids` are the sources
--- of every record in the group (they decide `user_id`), `merge_source_ids` those of the links.
+-- Provenance: `source_id` is the account record's own source; `user_source_mask` holds the
+-- sources of every record in the group (they decide `user_id`), `merge_source_mask` those of the
+-- links (source masks: see macros/provenance/source_masks.sql).
 
 {%- set n_hops = var('merge_hops') | int %}
 
@@ -111,7 +112,7 @@ group_records as (
 
     select
         user_id,
-        {{ collect_sources('source_id') }} as user_source_ids
+        {{ collect_sources('members.source_id') }} as user_source_mask
     from members
     group by user_id
 
@@ -132,7 +133,7 @@ group_merges as (
 
     select
         user_id,
-        {{ collect_sources('source_id') }} as merge_source_ids
+        {{ collect_sources('group_links.source_id') }} as merge_source_mask
     from group_links
     group by user_id
 
@@ -144,8 +145,8 @@ final as (
         members.account_id,
         members.user_id,
         members.source_id,
-        group_records.user_source_ids,
-        coalesce(group_merges.merge_source_ids, {{ empty_source_list() }}) as merge_source_ids
+        group_records.user_source_mask,
+        coalesce(group_merges.merge_source_mask, {{ empty_source_mask() }}) as merge_source_mask
     from members
     inner join group_records
         on group_records.user_id = members.user_id

@@ -1,8 +1,8 @@
 -- Activity features per canonical user: events are counted per account and event source first
--- (the large aggregation; grouping by the source keeps its provenance without collecting a
--- list per account), then rolled up over the user's accounts. Events of accounts that are not in
+-- (the large aggregation; grouping by the source keeps its provenance as one scalar per group),
+-- then rolled up over the user's accounts. Events of accounts that are not in
 -- int_user_accounts (spam, excluded feeds) are dropped by the join. A user's record and merge
--- provenance is the same on each of its accounts: it is taken once (shared_source_list).
+-- provenance is the same on each of its accounts: the union of those masks is that mask.
 
 with
 
@@ -48,9 +48,9 @@ user_activity as (
         sum(account_activity.n_messages_sent) as n_messages_sent,
         min(account_activity.first_event_at) as first_event_at,
         max(account_activity.last_event_at) as last_event_at,
-        {{ collect_sources('account_activity.source_id') }} as event_source_ids,
-        {{ shared_source_list('accounts.user_source_ids') }} as user_source_ids,
-        {{ shared_source_list('accounts.merge_source_ids') }} as merge_source_ids
+        {{ collect_sources('account_activity.source_id') }} as event_source_mask,
+        {{ collect_source_masks('accounts.user_source_mask') }} as user_source_mask,
+        {{ collect_source_masks('accounts.merge_source_mask') }} as merge_source_mask
     from account_activity
     inner join accounts
         on accounts.account_id = account_activity.account_id
@@ -71,9 +71,9 @@ final as (
         first_event_at,
         last_event_at,
         {{ days_between('first_event_at', 'last_event_at') }} as active_span_days,
-        event_source_ids,
-        user_source_ids,
-        merge_source_ids
+        event_source_mask,
+        user_source_mask,
+        merge_source_mask
     from user_activity
 
 )

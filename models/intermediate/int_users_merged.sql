@@ -1,6 +1,6 @@
 -- One row per canonical user: the attributes of its primary record (the earliest account,
 -- ties by account id), when it was first seen, and the provenance of EVERY merged record. The
--- merge provenance is the same on each of the user's accounts and is taken once.
+-- merge provenance is the same on each of the user's accounts: its union is that mask.
 
 with
 
@@ -25,7 +25,7 @@ members as (
         users.country_code,
         users.created_at,
         users.source_id,
-        accounts.merge_source_ids
+        accounts.merge_source_mask
     from users
     inner join accounts
         on accounts.account_id = users.account_id
@@ -60,8 +60,8 @@ rolled_up as (
         user_id,
         count(*) as n_accounts,
         min(created_at) as first_seen_at,
-        {{ collect_sources('source_id') }} as source_ids,
-        {{ shared_source_list('merge_source_ids') }} as merge_source_ids
+        {{ collect_sources('members.source_id') }} as source_mask,
+        {{ collect_source_masks('merge_source_mask') }} as merge_source_mask
     from members
     group by user_id
 
@@ -76,8 +76,8 @@ final as (
         primary_record.country_code,
         rolled_up.first_seen_at,
         rolled_up.n_accounts,
-        rolled_up.source_ids,
-        rolled_up.merge_source_ids
+        rolled_up.source_mask,
+        rolled_up.merge_source_mask
     from rolled_up
     inner join primary_record
         on primary_record.user_id = rolled_up.user_id

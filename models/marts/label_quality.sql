@@ -41,9 +41,9 @@ compared as (
             when labels.is_job_seeker = consensus.is_job_seeker then 1
             else 0
         end as agrees_with_consensus,
-        consensus.label_source_ids as consensus_source_ids,
-        consensus.user_source_ids,
-        consensus.merge_source_ids
+        consensus.label_source_mask as consensus_source_mask,
+        consensus.user_source_mask,
+        consensus.merge_source_mask
     from labels
     left join accounts
         on accounts.account_id = labels.account_id
@@ -65,28 +65,15 @@ per_source as (
 
 ),
 
--- the provenance lists of a source's labels: a handful of distinct combinations, collected
--- once each (not once per label)
-provenance_combinations as (
-
-    select
-        source_id,
-        consensus_source_ids,
-        user_source_ids,
-        merge_source_ids
-    from compared
-    group by source_id, consensus_source_ids, user_source_ids, merge_source_ids
-
-),
-
+-- the provenance of a source's labels: the union of their masks
 per_source_provenance as (
 
     select
         source_id,
-        {{ collect_source_lists('consensus_source_ids') }} as consensus_source_ids,
-        {{ collect_source_lists('user_source_ids') }} as user_source_ids,
-        {{ collect_source_lists('merge_source_ids') }} as merge_source_ids
-    from provenance_combinations
+        {{ collect_source_masks('consensus_source_mask') }} as consensus_source_mask,
+        {{ collect_source_masks('user_source_mask') }} as user_source_mask,
+        {{ collect_source_masks('merge_source_mask') }} as merge_source_mask
+    from compared
     group by source_id
 
 ),
@@ -104,9 +91,9 @@ final as (
         cast(registry.cost_usd as double) as cost_usd,
         registry.hours_to_acquire,
         cast(registry.cost_usd as double) / per_source.n_labels as cost_per_label,
-        per_source_provenance.consensus_source_ids,
-        per_source_provenance.user_source_ids,
-        per_source_provenance.merge_source_ids
+        {{ source_list('per_source_provenance.consensus_source_mask') }} as consensus_source_ids,
+        {{ source_list('per_source_provenance.user_source_mask') }} as user_source_ids,
+        {{ source_list('per_source_provenance.merge_source_mask') }} as merge_source_ids
     from per_source
     inner join per_source_provenance
         on per_source_provenance.source_id = per_source.source_id

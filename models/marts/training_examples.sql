@@ -2,7 +2,8 @@
 -- resolved label, its features, and a deterministic train/test split (a hash of user_id, so a
 -- user stays on the same side in every build). Provenance: the user's records (`source_ids`),
 -- the merge links (`merge_source_ids`), the events (`event_source_ids`) and the labels
--- (`label_source_ids`).
+-- (`label_source_ids`), as sorted lists of source ids: the intermediate models' source masks,
+-- decoded (source_list) here where people read them.
 
 with
 
@@ -24,7 +25,7 @@ labels as (
 
 ),
 
-final as (
+joined as (
 
     select
         users.user_id,
@@ -45,15 +46,42 @@ final as (
                 then 'test'
             else 'train'
         end as split,
-        users.source_ids,
-        users.merge_source_ids,
-        coalesce(activity.event_source_ids, {{ empty_source_list() }}) as event_source_ids,
-        labels.label_source_ids
+        users.source_mask,
+        users.merge_source_mask,
+        activity.event_source_mask,
+        labels.label_source_mask
     from users
     inner join labels
         on labels.user_id = users.user_id
     left join activity
         on activity.user_id = users.user_id
+
+),
+
+-- the source masks decoded once the rows are joined (decoding before the joins would carry
+-- lists through them)
+final as (
+
+    select
+        user_id,
+        country_code,
+        n_accounts,
+        tenure_days,
+        n_events,
+        n_job_searches,
+        n_job_views,
+        n_apply_clicks,
+        n_profile_updates,
+        n_messages_sent,
+        active_span_days,
+        is_job_seeker,
+        label_agreement,
+        split,
+        {{ source_list('joined.source_mask') }} as source_ids,
+        {{ source_list('joined.merge_source_mask') }} as merge_source_ids,
+        {{ source_list('joined.event_source_mask') }} as event_source_ids,
+        {{ source_list('joined.label_source_mask') }} as label_source_ids
+    from joined
 
 )
 
