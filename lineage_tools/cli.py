@@ -18,6 +18,7 @@ import typer.core
 import typer.main
 
 from . import __version__
+from .deadline import DEFAULT_TIME_BUDGET
 from .errors import UserError
 
 log = logging.getLogger("lineage_tools")
@@ -127,6 +128,20 @@ class TraceFormat(str, Enum):
     json = "json"
 
 
+TimeBudget = Annotated[
+    float,
+    typer.Option("--time-budget", metavar="SECONDS", min=0,
+                 help="Seconds of analysis per model (or statement) before it is cut short: PARTIAL, reason "
+                      "time_budget_exceeded, the rest unaffected. Enforced even inside the SQL parser for "
+                      "statements of 16 KB or more. 0: no limit."),
+]
+
+
+def _budget(seconds: float) -> float | None:
+    """The --time-budget value as the library takes it (None: no limit)."""
+    return seconds or None
+
+
 @_command("sql", epilog='Example: echo "select a, sum(b) as s from t group by a" | lineage-tools sql -')
 def sql_command(
     file: Annotated[str, typer.Argument(metavar="FILE", help="SQL file (one statement, or several run in order); - reads stdin.")],
@@ -138,20 +153,14 @@ def sql_command(
     ] = None,
     fmt: Annotated[TraceFormat, typer.Option("--format", "-f", help="Output format.")] = TraceFormat.text,
     output: OutputFile = None,
+    time_budget: TimeBudget = DEFAULT_TIME_BUDGET,
 ) -> None:
     """Column lineage of a plain SQL statement (SELECT, CREATE TABLE/VIEW AS, INSERT ... SELECT)."""
     from .render.edges import render
     from .standalone import analyze_file
 
-    result = analyze_file(file, dialect=dialect, schema_path=schema)
+    result = analyze_file(file, dialect=dialect, schema_path=schema, time_budget=_budget(time_budget))
     write_output(render(result, fmt.value), output)
-
-
-TimeBudget = Annotated[
-    Optional[float],
-    typer.Option("--time-budget", metavar="SECONDS", help="Seconds of analysis per model before it is cut short "
-                 "(PARTIAL)."),
-]
 
 
 def _config(project_dir: Path, profiles_dir: Path | None, target: str | None, vars: str | None = None):
@@ -169,7 +178,7 @@ def _project_graph(cfg, time_budget: float | None = None, upstream_of=None, sele
     from .project import load_graph
 
     with progress.spinner("Lineage", quiet=quiet) as advance:
-        return load_graph(cfg, select, time_budget=time_budget, upstream_of=upstream_of,
+        return load_graph(cfg, select, time_budget=_budget(time_budget), upstream_of=upstream_of,
                           progress=lambda n: advance(description=f"Lineage: {n.name}"))
 
 
@@ -192,7 +201,7 @@ def export_command(
         typer.Option("--event-time", metavar="ISO", help="OpenLineage eventTime (ISO 8601); default: "
                      "1970-01-01T00:00:00Z, so that exports diff cleanly."),
     ] = None,
-    time_budget: TimeBudget = None,
+    time_budget: TimeBudget = DEFAULT_TIME_BUDGET,
     vars: Vars = None,
 ) -> None:
     """Export the column lineage of every model: OpenLineage events or one JSON graph."""
@@ -205,7 +214,7 @@ def export_command(
             raise UserError(f"--event-time {event_time!r} is not an ISO 8601 date-time") from None
         if "t" not in event_time.lower():
             raise UserError(f"--event-time {event_time!r} has no time of day (e.g. 2026-01-01T00:00:00Z)")
-    graph = _project_graph(_config(project_dir, profiles_dir, target, vars), time_budget)
+    graph = _project_graph(_config(project_dir, profiles_dir, target, vars), _budget(time_budget))
     if fmt == ExportFormat.openlineage:
         from .render.openlineage import render as render_ol
 
@@ -242,7 +251,7 @@ def trace_command(
     project_dir: ProjectDir = Path("."),
     profiles_dir: ProfilesDir = None,
     target: Target = None,
-    time_budget: TimeBudget = None,
+    time_budget: TimeBudget = DEFAULT_TIME_BUDGET,
     vars: Vars = None,
 ) -> None:
     """The lineage tree of one column, down to its roots (or up to its last consumers)."""
@@ -254,7 +263,7 @@ def trace_command(
         from .graph import node_ids_named
 
         upstream_of = lambda nodes: node_ids_named(nodes, column.rsplit(".", 1)[0])  # noqa: E731
-    graph = _project_graph(_config(project_dir, profiles_dir, target, vars), time_budget, upstream_of)
+    graph = _project_graph(_config(project_dir, profiles_dir, target, vars), _budget(time_budget), upstream_of)
     col = graph.column(column)
     tree = graph.trace(col, downstream=downstream, kinds=None if all_edges else {EdgeType.DIRECT},
                        max_depth=depth)
@@ -293,7 +302,7 @@ def report_command(
     project_dir: ProjectDir = Path("."),
     profiles_dir: ProfilesDir = None,
     target: Target = None,
-    time_budget: TimeBudget = None,
+    time_budget: TimeBudget = DEFAULT_TIME_BUDGET,
     quiet: Quiet = False,
     vars: Vars = None,
 ) -> None:
@@ -305,7 +314,7 @@ def report_command(
     out_dir = safe_output_dir(output_dir) if output_dir is not None else None  # a bad -o first
     env = _config(project_dir, profiles_dir, target, vars)
     out_dir = out_dir or safe_output_dir(env.target_path / "lineage")
-    graph = _project_graph(env, time_budget, quiet=quiet)
+    graph = _project_graph(env, _budget(time_budget), quiet=quiet)
     with progress.bar("Impact of sources", registry_size(graph, env), quiet=quiet) as advance:
         doc = build_report(graph, env, ReportOptions(count_rows=rows.value), advance=advance)
     for path in write_files(out_dir, render_all(doc)):
@@ -337,7 +346,7 @@ def diff_command(
     project_dir: ProjectDir = Path("."),
     profiles_dir: ProfilesDir = None,
     target: Target = None,
-    time_budget: TimeBudget = None,
+    time_budget: TimeBudget = DEFAULT_TIME_BUDGET,
     quiet: Quiet = False,
     vars: Vars = None,
 ) -> int:
@@ -353,7 +362,7 @@ def diff_command(
     with progress.spinner("Lineage of the base", quiet=quiet) as advance:
         base_project = load_base(base, project_dir, progress=lambda n: advance(description=f"Base: {n.name}"))
     with progress.spinner("Lineage of the head", quiet=quiet) as advance:
-        head_project = load_project(_config(project_dir, profiles_dir, target, vars), time_budget=time_budget,
+        head_project = load_project(_config(project_dir, profiles_dir, target, vars), time_budget=_budget(time_budget),
                                     incremental_branches=False,
                                     progress=lambda n: advance(description=f"Head: {n.name}"))
     base_findings = check(build_graph(base_project)).findings
@@ -395,6 +404,7 @@ def check_command(
     profiles_dir: ProfilesDir = None,
     target: Target = None,
     vars: Vars = None,
+    time_budget: TimeBudget = DEFAULT_TIME_BUDGET,
 ) -> int:
     """Check the provenance contract (rules 3, 4 and 5) on every model, from lineage alone."""
     from .project import load_graph
@@ -404,7 +414,7 @@ def check_command(
     from .selection import select_models
 
     # with --select, only the selected models and what they read are analysed (or read from the cache)
-    graph = load_graph(_config(project_dir, profiles_dir, target, vars), select)
+    graph = load_graph(_config(project_dir, profiles_dir, target, vars), select, time_budget=_budget(time_budget))
 
     chosen = select_models(graph.project.nodes, " ".join(select) if select else None)
     result = check(graph, chosen)
@@ -426,6 +436,7 @@ def impact_command(
     profiles_dir: ProfilesDir = None,
     target: Target = None,
     vars: Vars = None,
+    time_budget: TimeBudget = DEFAULT_TIME_BUDGET,
 ) -> int:
     """Every model the sources reach, its affected columns, and filter or rebuild."""
     from .project import load_graph
@@ -433,7 +444,7 @@ def impact_command(
     from .render import provenance as render
 
     env = _config(project_dir, profiles_dir, target, vars)
-    graph = load_graph(env)
+    graph = load_graph(env, time_budget=_budget(time_budget))
     imp = impact(graph, env, source_ids, count=not no_rows)
     fn = {"json": render.impact_json, "markdown": render.impact_markdown}.get(fmt.value, render.impact_text)
     write_output(fn(imp, emit_sql, _quarantined_ids(graph, env, imp.source_ids)), output)
@@ -449,13 +460,14 @@ def _quarantined_ids(graph, env, source_ids) -> tuple[str, ...]:
 
 
 def _set_sources(source_ids: list[str], quarantine: bool, reason: str, dry_run: bool, fmt: str,
-                 project_dir: Path, profiles_dir: Path | None, target: str | None, vars: str | None = None) -> int:
+                 project_dir: Path, profiles_dir: Path | None, target: str | None, vars: str | None = None,
+                 time_budget: float = DEFAULT_TIME_BUDGET) -> int:
     from .project import load_graph
     from .quarantine import RebuildError, set_sources
     from .render import provenance as render
 
     env = _config(project_dir, profiles_dir, target, vars)
-    graph = load_graph(env)
+    graph = load_graph(env, time_budget=_budget(time_budget))
     try:
         res = set_sources(graph, env, source_ids, quarantine=quarantine, reason=reason, dry_run=dry_run)
     except RebuildError as exc:
@@ -475,9 +487,11 @@ def quarantine_command(
     profiles_dir: ProfilesDir = None,
     target: Target = None,
     vars: Vars = None,
+    time_budget: TimeBudget = DEFAULT_TIME_BUDGET,
 ) -> int:
     """Quarantine sources: registry status, rebuild of the affected models, proof no row is left."""
-    return _set_sources(source_ids, True, reason, dry_run, fmt.value, project_dir, profiles_dir, target, vars)
+    return _set_sources(source_ids, True, reason, dry_run, fmt.value, project_dir, profiles_dir, target, vars,
+                        time_budget)
 
 
 @_command("release", epilog="Example: lineage-tools release labels_vendor_quickmark")
@@ -490,9 +504,11 @@ def release_command(
     profiles_dir: ProfilesDir = None,
     target: Target = None,
     vars: Vars = None,
+    time_budget: TimeBudget = DEFAULT_TIME_BUDGET,
 ) -> int:
     """Release quarantined sources: registry status back to active, rebuild the affected models."""
-    return _set_sources(source_ids, False, reason, dry_run, fmt.value, project_dir, profiles_dir, target, vars)
+    return _set_sources(source_ids, False, reason, dry_run, fmt.value, project_dir, profiles_dir, target, vars,
+                        time_budget)
 
 
 @_command("verify", epilog="Example: lineage-tools verify --select int_user_activity --generated")
@@ -518,6 +534,7 @@ def verify_command(
     target: Target = None,
     quiet: Quiet = False,
     vars: Vars = None,
+    time_budget: TimeBudget = DEFAULT_TIME_BUDGET,
 ) -> int:
     """Check lineage by execution: run each model on samples in a scratch in-memory DuckDB, perturb one
     input column at a time, compare what changes with static lineage. Exit 1 on any false negative."""
@@ -533,7 +550,7 @@ def verify_command(
         raise UserError("--warehouse and --generated exclude each other")
     if warehouse is not None and not warehouse.is_file():
         raise UserError(f"--warehouse {warehouse}: no such file")
-    graph = load_graph(cfg)
+    graph = load_graph(cfg, time_budget=_budget(time_budget))
     chosen = select_models(graph.project.nodes, " ".join(select) if select else None)
     wh = None if generated else (warehouse or default_warehouse(cfg))
     with progress.spinner("Verify", quiet=quiet) as advance:

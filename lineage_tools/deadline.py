@@ -33,6 +33,9 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+DEFAULT_TIME_BUDGET = 60.0  # seconds of analysis per model or statement: the CLI's default
+
+
 class DeadlineExceeded(Exception):
     """The call ran past its deadline and was stopped. Carries the seconds it was given."""
 

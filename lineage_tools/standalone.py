@@ -28,14 +28,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import records as r
 from .errors import LineageToolsError, SqlError, UserError
-from .lineage import analyze
+from . import deadline as hard_deadline
+from .lineage import ISOLATE_CHARS, analyze, hard_seconds, time_budget_spent
 from .sql import Catalog, check_dialect, normalize_relation, parse_statement, plain_name
 
 log = logging.getLogger(__name__)
@@ -327,7 +330,7 @@ def analyze_text(
     parse_errors: list[UserError] = []
     for index, (line, text) in enumerate(pieces, start=1):
         try:
-            statement = parse_statement(text, dialect)
+            piece = _read_piece(text, dialect, catalog, time_budget)
         except SqlError as err:
             error = UserError(_where(path, line, err) + f": cannot parse SQL: {err}")
             if len(pieces) == 1:
@@ -337,18 +340,16 @@ def analyze_text(
             parse_errors.append(error)
             skipped.append(Skipped(index, line, "unparsed", str(err)))
             continue
-        kind = statement_kind(statement)
-        if not _traceable(statement):
-            declared = _declared_columns(statement, dialect)
+        kind, lineage = piece.kind, piece.lineage
+        if lineage is None:
             why = "no column lineage"
-            if declared is not None:
+            if piece.declared is not None:
                 # CREATE TABLE t (a int, ...): later statements may read t
-                catalog.add(*declared)
-                why = f"declares the columns of {declared[0]}"
+                catalog.add(*piece.declared)
+                why = f"declares the columns of {piece.declared[0]}"
             log.debug("%s:%d: skipping %s statement (%s)", path, line, kind.upper(), why)
             skipped.append(Skipped(index, line, kind, why))
             continue
-        lineage = analyze(text, dialect=dialect, catalog=catalog, time_budget=time_budget)
         if kind not in QUERY_KINDS and _declined(lineage):
             # UPDATE / MERGE the engine does not trace, INSERT ... VALUES
             why = "; ".join(x.message for x in lineage.reasons)
@@ -371,6 +372,45 @@ def analyze_text(
         raise UserError(f"{path}: no statement to trace (found {kinds}); expected SELECT, "
                         "CREATE TABLE/VIEW ... AS or INSERT ... SELECT")
     return SqlFileLineage(path, dialect, tuple(results), tuple(skipped))
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """What one statement of a file is: its kind, and its lineage or (not traced) the columns
+    it declares."""
+
+    kind: str
+    lineage: r.StatementLineage | None
+    declared: tuple[str, list[tuple[str, str | None]]] | None = None
+
+
+def _read_piece(text: str, dialect: str, catalog: Catalog, time_budget: float | None) -> _Piece:
+    """Parse and analyse one statement; a long one (`lineage.ISOLATE_CHARS`) with a budget
+    entirely in a child killed at the hard deadline, its parse included (a 1.4 MB WHERE clause
+    takes seconds to parse). `SqlError` when it does not parse."""
+    if time_budget is None or len(text) < ISOLATE_CHARS or not hard_deadline.can_isolate():
+        return _piece(text, dialect, catalog, time_budget, time.monotonic())
+    try:
+        return hard_deadline.run(_piece, text, dialect, catalog, time_budget, time.monotonic(),
+                                 seconds=hard_seconds(time_budget))
+    except hard_deadline.DeadlineExceeded:
+        return _Piece(_leading_kind(text), time_budget_spent(time_budget, len(text)))
+
+
+def _piece(text: str, dialect: str, catalog: Catalog, time_budget: float | None, started: float) -> _Piece:
+    statement = parse_statement(text, dialect)
+    kind = statement_kind(statement)
+    if not _traceable(statement):
+        return _Piece(kind, None, _declared_columns(statement, dialect))
+    return _Piece(kind, analyze(text, dialect=dialect, catalog=catalog, time_budget=time_budget, isolate=False,
+                                started=started))
+
+
+def _leading_kind(text: str) -> str:
+    """A statement's kind from its first word, for one never parsed (`select` for WITH)."""
+    word = re.match(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*\(*\s*(\w+)", text, re.S)
+    kind = word.group(1).lower() if word else "select"
+    return "select" if kind == "with" else kind
 
 
 def _plain_names(lineage: r.StatementLineage, dialect: str) -> r.StatementLineage:

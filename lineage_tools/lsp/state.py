@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import LineageCache
+from ..deadline import DEFAULT_TIME_BUDGET
 from ..errors import ManifestError
 from ..graph import LineageGraph, build_graph
 from ..project import (
@@ -121,8 +122,9 @@ class Workspace:
     """The project as the server sees it. Used from one thread (the server's worker)."""
 
     def __init__(self, project_dir: Path | str = ".", profiles_dir: Path | str | None = None,
-                 target: str | None = None):
+                 target: str | None = None, time_budget: float | None = DEFAULT_TIME_BUDGET):
         self.cfg = project_config(project_dir, profiles_dir, target)
+        self.time_budget = time_budget  # per model, as the CLI's --time-budget: no model stalls the server
         self.project_dir = self.cfg.project_dir
         self.session = EditorSession(self.cfg)
         self._analyze = LineageCache.for_target(self.cfg.target_path).wrap(analyze_node)
@@ -137,7 +139,7 @@ class Workspace:
 
     def load(self) -> Snapshot:
         """Read the project as the CLI does and check every model."""
-        project = load_project(self.cfg)
+        project = load_project(self.cfg, time_budget=self.time_budget)
         self._catalog_json = read_catalog_json(self.cfg.catalog_path)
         self._set_project(project)
         self._graph = build_graph(project)
@@ -327,7 +329,7 @@ class Workspace:
             opaque = {k: v for k, v in self._opaque_names.items() if v in deps} or None
             old = self._models.get(uid)
             ml = self._analyze(node, self._catalog, self._dialect, relation_ids=self._relation_ids,
-                               opaque_ctes=opaque)
+                               opaque_ctes=opaque, time_budget=self.time_budget)
             self._models[uid] = ml
             self._dirty.discard(uid)
             cols = _output_columns(ml, self._catalog_json)
@@ -448,7 +450,8 @@ class Workspace:
                 continue
             deps = {self._by_id[d].relation for d in n.depends_on if d in self._by_id}
             opaque = {k: v for k, v in self._opaque_names.items() if v in deps} or None
-            ml = self._analyze(n, catalog, self._dialect, relation_ids=self._relation_ids, opaque_ctes=opaque)
+            ml = self._analyze(n, catalog, self._dialect, relation_ids=self._relation_ids, opaque_ctes=opaque,
+                               time_budget=self.time_budget)
             self._models[n.unique_id] = ml
             catalog.add(n.relation, _output_columns(ml, catalog_json))
         self._project = replace(self._project, nodes=tuple(self._nodes),
