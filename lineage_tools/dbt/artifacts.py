@@ -205,7 +205,7 @@ def load(path: Path, shape: Checker, what: str) -> tuple[Any, Problem | None]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, Problem(path, f"the {what} is not JSON or is truncated ({exc.msg} at line {exc.lineno})")
+        return None, Problem(path, f"the {what} is not JSON or truncated ({exc.msg} at line {exc.lineno})")
     except RecursionError:
         return None, Problem(path, f"the {what} nests too deeply to be a dbt artifact")
     bad = check(shape, data)
