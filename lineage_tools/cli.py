@@ -178,8 +178,9 @@ def _project_graph(cfg, time_budget: float | None = None, upstream_of=None, sele
     from .project import load_graph
 
     with progress.spinner("Lineage", quiet=quiet) as advance:
-        return load_graph(cfg, select, time_budget=_budget(time_budget), upstream_of=upstream_of,
-                          progress=lambda n: advance(description=f"Lineage: {n.name}"))
+        options = {"upstream_of": upstream_of} if upstream_of is not None else {}
+        return load_graph(cfg, select, time_budget=time_budget,
+                          progress=lambda n: advance(description=f"Lineage: {n.name}"), **options)
 
 
 @_command("export", epilog="Example: lineage-tools export --format openlineage -o target/lineage/events.jsonl")
@@ -407,14 +408,13 @@ def check_command(
     time_budget: TimeBudget = DEFAULT_TIME_BUDGET,
 ) -> int:
     """Check the provenance contract (rules 3, 4 and 5) on every model, from lineage alone."""
-    from .project import load_graph
     from .provenance import check
     from .render import provenance as render
 
     from .selection import select_models
 
     # with --select, only the selected models and what they read are analysed (or read from the cache)
-    graph = load_graph(_config(project_dir, profiles_dir, target, vars), select, time_budget=_budget(time_budget))
+    graph = _project_graph(_config(project_dir, profiles_dir, target, vars), _budget(time_budget), select=select)
 
     chosen = select_models(graph.project.nodes, " ".join(select) if select else None)
     result = check(graph, chosen)
@@ -439,13 +439,15 @@ def impact_command(
     time_budget: TimeBudget = DEFAULT_TIME_BUDGET,
 ) -> int:
     """Every model the sources reach, its affected columns, and filter or rebuild."""
-    from .project import load_graph
     from .provenance import impact
     from .render import provenance as render
 
+    from . import progress
+
     env = _config(project_dir, profiles_dir, target, vars)
-    graph = load_graph(env, time_budget=_budget(time_budget))
-    imp = impact(graph, env, source_ids, count=not no_rows)
+    graph = _project_graph(env, _budget(time_budget))
+    with progress.spinner("Counting rows in the warehouse", quiet=no_rows):
+        imp = impact(graph, env, source_ids, count=not no_rows)
     fn = {"json": render.impact_json, "markdown": render.impact_markdown}.get(fmt.value, render.impact_text)
     write_output(fn(imp, emit_sql, _quarantined_ids(graph, env, imp.source_ids)), output)
     return EXIT_OK
