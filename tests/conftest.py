@@ -7,6 +7,7 @@ temporary folder, and `run_dbt` runs the real `dbt` executable of this environme
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -157,3 +158,40 @@ def compiled_mini(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mini_copy(tmp_path: Path) -> Path:
     """A fresh, uncompiled copy of the mini project that a test may change freely."""
     return copy_mini_project(tmp_path / "mini")
+
+
+# ---- editing models in tests ------------------------------------------------------------------
+
+def drop_select_line(lines: list[str], i: int) -> str:
+    """Remove select item `i` of `lines` (in place); a comma left dangling is removed. Returns it."""
+    dropped = lines.pop(i)
+    if not dropped.rstrip().endswith(","):  # it was the last item: the one before loses its comma
+        j = i - 1
+        while not lines[j].strip():
+            j -= 1
+        lines[j] = lines[j].rstrip().rstrip(",")
+    return dropped
+
+
+def drop_provenance_of(text: str, alias: str, prefix: str = "") -> tuple[str, str]:
+    """`text` (a model in the jaffle-shop layout) without the provenance column it takes from
+    the import CTE `alias` (`alias.label_source_mask`, `alias.source_ids`, ...), and without every
+    later select item that reads that column (a mart decodes its masks in `final`): the join then
+    keeps the other sides' provenance only; `prefix` picks one (`merge_`). Returns (new text, the
+    first line dropped)."""
+    lines = text.splitlines()
+    pattern = re.compile(rf"\b{re.escape(alias)}\.({re.escape(prefix)}\w*source_(?:ids?|mask))\b")
+    i = next(i for i, ln in enumerate(lines) if pattern.search(ln) and not ln.lstrip().startswith("--"))
+    column = pattern.search(lines[i]).group(1)
+    first = drop_select_line(lines, i)
+    reader = re.compile(rf"\.{column}\b")
+    while (k := next((k for k in range(i, len(lines)) if reader.search(lines[k])), None)) is not None:
+        drop_select_line(lines, k)
+    return "\n".join(lines) + "\n", first
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The browser tests run last: pytest-playwright's sync API keeps an asyncio loop running in
+    this thread until the session ends, and the language server's tests (asyncio) cannot start
+    one while it runs."""
+    items.sort(key=lambda item: item.path.name == "test_browser.py")

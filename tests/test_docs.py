@@ -32,6 +32,8 @@ SKIPS = (
     (re.compile(r"^make (demo|test)\b"), "`make demo` is what the built_pipeline fixture builds; `make test` is this suite"),
     (re.compile(r"spark"), "the Spark target: tests/test_spark.py (marker `spark`, needs Java and the spark extra)"),
     (re.compile(r"--users 1000000|raw_data_dir: /tmp/raw"), "a 1M-user build takes minutes: benchmarks/README.md"),
+    (re.compile(r"lineage-tools (watch|lsp)\b"), "runs until stopped: tests/test_lsp.py drives the server, "
+     "tests/test_lsp_state.py::test_watch_prints_the_finding_of_a_saved_model the watcher"),
 )
 
 

@@ -24,7 +24,7 @@ from pytest_lsp import LanguageClient
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 from pygls.protocol import default_converter
 
-from conftest import LINEAGE_TOOLS, dbt_env
+from conftest import LINEAGE_TOOLS, dbt_env, drop_provenance_of
 
 pytestmark = [pytest.mark.dbt, pytest.mark.asyncio(loop_scope="module")]
 
@@ -123,22 +123,6 @@ async def client(lsp_project: Path) -> AsyncIterator[Client]:
 # Edits of one model
 
 
-def drop_provenance_of(text: str, alias: str) -> tuple[str, str]:
-    """`text` without the select item that carries `alias`'s provenance in the final select
-    (the join then keeps the other side's provenance only); returns (new text, dropped line)."""
-    lines = text.splitlines()
-    final = max(i for i, ln in enumerate(lines) if re.match(r"\s*final as \(", ln))
-    i = next(i for i in range(final, len(lines))
-             if re.match(rf"\s*{alias}\.\w*source_ids?\b", lines[i]) or re.search(rf"\b{alias}\.\w*source_ids?\b.*\bas\b", lines[i]))
-    dropped = lines.pop(i)
-    if not dropped.rstrip().endswith(","):  # it was the last item: the one before loses its comma
-        j = i - 1
-        while not lines[j].strip():
-            j -= 1
-        lines[j] = lines[j].rstrip().rstrip(",")
-    return "\n".join(lines) + "\n", dropped
-
-
 def line_of(text: str, pattern: str, start: int = 0) -> int:
     return next(i for i, ln in enumerate(text.splitlines()) if i >= start and re.search(pattern, ln))
 
@@ -156,8 +140,9 @@ async def test_dropped_provenance_is_diagnosed_at_its_line_and_cleared_when_fixe
     d = rule3[0]
     assert d.severity == T.DiagnosticSeverity.Error
     assert "origin of" in d.message and "lost" in d.message
-    # the first column of the final select that takes values from labels, where check puts it
-    first_label_value = line_of(broken, r"^\s*labels\.\w+", line_of(broken, r"^\s*final as \("))
+    # the first column of the final select that takes values from labels (is_job_seeker, through
+    # the joined CTE), where check puts it
+    first_label_value = line_of(broken, r"^\s*is_job_seeker,", line_of(broken, r"^\s*final as \("))
     assert d.range.start.line == first_label_value, (d.range, broken.splitlines()[d.range.start.line])
     assert broken.splitlines()[d.range.start.line][d.range.start.character:d.range.end.character]
     since = len(client.published)
@@ -178,7 +163,7 @@ async def test_hover_shows_typed_inputs_and_roots(client: Client) -> None:
     assert "`int_labels_resolved.vote_agreement`: DIRECT IDENTITY" in md
     assert "Read by" in md
     # a label: its root, and the provenance column that carries it
-    line = line_of(text, r"^\s*labels\.is_job_seeker")
+    line = line_of(text, r"^\s*is_job_seeker,", line_of(text, r"^\s*final as \("))
     hover = await client.text_document_hover_async(T.HoverParams(
         T.TextDocumentIdentifier(client.uri(MART)), T.Position(line, text.splitlines()[line].index("is_job_seeker") + 2)))
     md = hover.contents.value
@@ -267,13 +252,14 @@ async def test_a_ref_added_in_the_editor_is_analysed_without_saving(client: Clie
         "scores as (\n\n    select * from {{ ref('stg_spam_scores') }}\n\n),\n\nlabels as (", 1)
     edited = re.sub(r"(\n\s*left join activity\n)", "\n    left join scores\n        on scores.account_id = users.primary_account_id\\1", edited, 1)
     edited = re.sub(r"(\n(\s*)users\.n_accounts,)", r"\1\n\2scores.spam_score,", edited, 1)
+    edited = re.sub(r"(\n(\s*)n_accounts,)", r"\1\n\2spam_score,", edited, 1)  # the final select
     assert edited.count("stg_spam_scores") == 1 and "scores.spam_score" in edited
     since = len(client.published)
     v = client.change(MART, edited)
     diags = await client.diagnostics_for(MART, v, since=since)
     rule3 = [d for d in diags if d.code == "rule 3"]
     assert len(rule3) == 1 and "raw_spam_scores" in rule3[0].message, diags
-    assert edited.splitlines()[rule3[0].range.start.line].strip().startswith("scores.spam_score")
+    assert edited.splitlines()[rule3[0].range.start.line].strip() == "spam_score,"  # its output column
     since = len(client.published)
     v = client.change(MART, original)
     assert [d for d in await client.diagnostics_for(MART, v, since=since) if d.code == "rule 3"] == []

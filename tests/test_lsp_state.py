@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LINEAGE_TOOLS, dbt_env, run_dbt
+from conftest import LINEAGE_TOOLS, dbt_env, drop_provenance_of, run_dbt
 from lineage_tools.graph import build_graph
 from lineage_tools.records import (
     ColumnEdge,
@@ -80,21 +79,6 @@ def test_with_models_answers_as_a_graph_built_anew() -> None:
     assert _queries(g) == answers_before  # the old graph (a reader's snapshot) did not change
 
 
-def _drop_line(text: str, pattern: str) -> str:
-    """`text` without the (first) line of the final select matching `pattern`; a comma left
-    dangling before the FROM is removed."""
-    lines = text.splitlines()
-    final = max(i for i, ln in enumerate(lines) if re.match(r"\s*final as \(", ln))
-    i = next(i for i in range(final, len(lines)) if re.search(pattern, lines[i]))
-    dropped = lines.pop(i)
-    if not dropped.rstrip().endswith(","):
-        j = i - 1
-        while not lines[j].strip():
-            j -= 1
-        lines[j] = lines[j].rstrip().rstrip(",")
-    return "\n".join(lines) + "\n"
-
-
 def _summary(graph, findings) -> tuple[dict, list]:
     lineage = {uid: (ml.lineage.columns, frozenset(ml.lineage.edges), ml.lineage.status)
                for uid, ml in graph.models.items()}
@@ -113,7 +97,7 @@ def test_an_edit_in_memory_equals_a_fresh_compile_and_check(compiled_pipeline: P
     rel = "models/intermediate/int_users_merged.sql"
     # the merged users lose their merge provenance: training_examples, downstream, reads a
     # column that is gone; the model itself keeps only its records' provenance
-    text = _drop_line((edited / rel).read_text(encoding="utf-8"), r"^\s*rolled_up\.merge_source_ids")
+    text, _ = drop_provenance_of((edited / rel).read_text(encoding="utf-8"), "rolled_up", "merge_")
     # the ephemeral blocklist (inlined by dbt into int_users_despammed) drops the spam scores
     eph = "models/intermediate/int_spam_blocklist.sql"
     eph_text = (edited / eph).read_text(encoding="utf-8")
@@ -160,7 +144,7 @@ def test_watch_prints_the_finding_of_a_saved_model(compiled_pipeline: Path, tmp_
             assert time.monotonic() < deadline and proc.poll() is None, lines
             lines.append(proc.stdout.readline().rstrip("\n"))
         time.sleep(0.5)  # the watcher is armed
-        broken = _drop_line((project / rel).read_text(encoding="utf-8"), r"^\s*labels\.\w*source_ids?\b")
+        broken, _ = drop_provenance_of((project / rel).read_text(encoding="utf-8"), "labels")
         (project / rel).write_text(broken, encoding="utf-8")
         want = re.compile(rf"^  {re.escape(rel)}:(\d+): error \[rule 3\] training_examples: the origin of ")
         while not any(want.match(ln) for ln in lines):
@@ -168,7 +152,7 @@ def test_watch_prints_the_finding_of_a_saved_model(compiled_pipeline: Path, tmp_
             lines.append(proc.stdout.readline().rstrip("\n"))
         hit = next(want.match(ln) for ln in lines if want.match(ln))
         body = broken.splitlines()
-        assert re.match(r"\s*labels\.", body[int(hit.group(1)) - 1]), hit.group(0)
+        assert re.match(r"\s*is_job_seeker,", body[int(hit.group(1)) - 1]), hit.group(0)  # via joined
         assert any(ln.startswith("  lineage: training_examples: - column ") for ln in lines), lines
     finally:
         proc.send_signal(signal.SIGINT)
