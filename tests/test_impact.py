@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import copy_project, run_cli, run_dbt
+from conftest import run_cli, run_dbt
 
 from lineage_tools.provenance import FILTER, REBUILD, Env, clean_rows_sql, impact, load_graph
 from lineage_tools.registry import read_registry

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT, copy_project, dbt_env, run_cli, run_dbt
+from conftest import PROJECT_ROOT, copy_project, run_cli, run_dbt
 
 MACROS = PROJECT_ROOT / "macros"
 DISPATCH = re.compile(r"adapter\.dispatch\('(\w+)',\s*'provenance_pipeline'\)")
