@@ -307,13 +307,12 @@ def analyze_node(
     set, the incremental branch, whose extra edges come back with `incremental_only=True`.
     Lines in `column_lines` and reasons are lines of the model file.
     """
+    ml = _analyze_node(node, catalog, dialect, relation_ids=relation_ids, opaque_ctes=opaque_ctes,
+                       time_budget=time_budget)
     exempt = lineage_exemption(node)
-    if exempt is not None:  # shown wherever the model's reasons are
-        return ModelLineage(node, _with_exemption(
-            _analyze_node(node, catalog, dialect, relation_ids=relation_ids, opaque_ctes=opaque_ctes,
-                          time_budget=time_budget).lineage, exempt))
-    return _analyze_node(node, catalog, dialect, relation_ids=relation_ids, opaque_ctes=opaque_ctes,
-                         time_budget=time_budget)
+    if exempt is None:
+        return ml
+    return replace(ml, lineage=_with_exemption(ml.lineage, exempt))  # shown wherever its reasons are
 
 
 def lineage_exemption(node: Node) -> str | None:

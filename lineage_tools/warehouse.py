@@ -118,27 +118,29 @@ def contains_any(dialect: str, column: str, holds: str | bool, source_ids: Seque
         if depth == 0:
             text = "string" if spark else "varchar"
             return f"coalesce(cast({col} as {text}) in ({', '.join(ids)}), false)"
+        listed = _flat_list(col, "string" if spark else "varchar", depth, spark)
         if spark:
-            listed = f"cast({col} as {'array<' * depth}string{'>' * depth})"
-            for _ in range(depth - 1):
-                listed = f"flatten({listed})"
             return f"coalesce(arrays_overlap({listed}, array({', '.join(ids)})), false)"
-        listed = f"cast({col} as varchar{'[]' * depth})"
-        for _ in range(depth - 1):
-            listed = f"flatten({listed})"
         return f"coalesce(list_has_any({listed}, [{', '.join(ids)}]), false)"
     mask = source_mask(source_ids, bits or {})
     if depth == 0:
         return f"coalesce((cast({col} as bigint) & {mask}) <> 0, false)"
+    listed = _flat_list(col, "bigint", depth, spark)
     if spark:
-        listed = f"cast({col} as {'array<' * depth}bigint{'>' * depth})"
-        for _ in range(depth - 1):
-            listed = f"flatten({listed})"
         return f"coalesce(exists({listed}, m -> (m & {mask}) <> 0), false)"
-    listed = f"cast({col} as bigint{'[]' * depth})"
+    return f"coalesce(len(list_filter({listed}, lambda m: (m & {mask}) <> 0)) > 0, false)"
+
+
+def _flat_list(col: str, element: str, depth: int, spark: bool) -> str:
+    """`col`, a list nested `depth` deep, cast to lists of `element` and flattened to one level.
+
+    >>> _flat_list('"c"', "bigint", 2, False), _flat_list("`c`", "string", 1, True)
+    ('flatten(cast("c" as bigint[][]))', 'cast(`c` as array<string>)')
+    """
+    listed = f"cast({col} as {'array<' * depth}{element}{'>' * depth})" if spark else f"cast({col} as {element}{'[]' * depth})"
     for _ in range(depth - 1):
         listed = f"flatten({listed})"
-    return f"coalesce(len(list_filter({listed}, lambda m: (m & {mask}) <> 0)) > 0, false)"
+    return listed
 
 
 def _columns_sql(dialect: str, relations: Sequence["Relation"]) -> str:
