@@ -118,6 +118,13 @@ def _fingerprint(texts: Mapping[str, str]) -> str:
     return h.hexdigest()
 
 
+def _read_or_empty(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
 class Workspace:
     """The project as the server sees it. Used from one thread (the server's worker)."""
 
@@ -125,6 +132,7 @@ class Workspace:
                  target: str | None = None, time_budget: float | None = DEFAULT_TIME_BUDGET):
         self.cfg = project_config(project_dir, profiles_dir, target)
         self.time_budget = time_budget  # per model, as the CLI's --time-budget: no model stalls the server
+        self._project_text = _read_or_empty(self.cfg.project_dir / "dbt_project.yml")
         self.project_dir = self.cfg.project_dir
         self.session = EditorSession(self.cfg)
         self._analyze = LineageCache.for_target(self.cfg.target_path).wrap(analyze_node)
@@ -393,6 +401,10 @@ class Workspace:
         # dbt_project.yml may have changed: read the configuration again, in a new session
         self.session.close()
         self.cfg = project_config(self.cfg.project_dir, self.cfg.profiles_dir, self.cfg.target, self.cfg.vars)
+        project_text = _read_or_empty(self.cfg.project_dir / "dbt_project.yml")
+        if project_text != self._project_text:  # a full parse: partial parsing kept a stale config
+            (self.cfg.target_path / "partial_parse.msgpack").unlink(missing_ok=True)
+        self._project_text = project_text
         self.session = EditorSession(self.cfg)
         manifest = self.session.parse()
         new_print = self._macros_fingerprint()
